@@ -1,0 +1,50 @@
+# The README's commands. Everything runs inside .venv, made from requirements.txt when missing or outdated.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+JOBS    ?= 2
+NOTEBOOKS := chapters exercises solutions
+
+.PHONY: setup test test-lib test-notebooks book execute exercises bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+## make test: library tests, strict nbval over every committed notebook, the book build, browser checks
+test: $(STAMP)
+	$(PY) -m ruff check lib tests
+	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser"
+	$(MAKE) test-notebooks
+	$(MAKE) book
+	$(PY) -m pytest tests -m browser -p no:xdist
+
+test-lib: $(STAMP)
+	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser"
+
+test-notebooks: $(STAMP)
+	$(PY) -m pytest --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env \
+		-n $(JOBS) --dist loadfile -p no:cacheprovider $(NOTEBOOKS)
+
+## make book: the HTML book in _build/html, warnings as errors, failing cells fail the build
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+
+## make execute: re-execute notebooks in place so that the committed outputs are real (NB=path for one)
+execute: $(STAMP)
+	$(PY) -m optbook.notebooks execute $(or $(NB),$(NOTEBOOKS))
+
+## make exercises: regenerate exercises/ from solutions/
+exercises: $(STAMP)
+	$(PY) -m optbook.notebooks exercises
+
+bench: $(STAMP)
+	$(PY) -m optbook.bench
+
+clean:
+	rm -rf _build
