@@ -33,7 +33,7 @@ test-notebooks: $(STAMP)
 
 ## make book: the HTML book in _build/html, warnings as errors, failing cells fail the build
 book: $(STAMP)
-	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+	$(VENV)/bin/jupyter-book build . --all --warningiserror --keep-going
 
 ## make execute: re-execute notebooks in place so that the committed outputs are real (NB=path for one)
 execute: $(STAMP)

@@ -1,0 +1,65 @@
+"""The book's rules for its notebooks, checked on every committed notebook."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from optbook.notebooks import bootstrap_source, notebooks, repository
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL = notebooks()
+IDS = [str(p.relative_to(ROOT)) for p in ALL]
+
+
+def test_there_are_notebooks():
+    assert any("chapters" in p.parts for p in ALL)
+
+
+@pytest.mark.parametrize("path", ALL, ids=IDS)
+def test_first_code_cell_is_the_bootstrap(path):
+    nb = nbformat.read(path, as_version=4)
+    first = next(cell for cell in nb.cells if cell.cell_type == "code")
+    assert first.source == bootstrap_source(), "run `python -m optbook.notebooks bootstrap`, then re-execute"
+
+
+@pytest.mark.parametrize("path", ALL, ids=IDS)
+def test_committed_executed_without_errors(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+    assert all(c["execution_count"] is not None for c in code), "commit notebooks executed (make execute)"
+    assert not [o for c in code for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert "widgets" not in nb["metadata"], "widget state must not be saved: the static book would show dead widgets"
+
+
+@pytest.mark.parametrize("path", ALL, ids=IDS)
+def test_size_budget(path):
+    assert path.stat().st_size < 5_000_000, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB (budget: 5 MB)"
+
+
+@pytest.mark.parametrize("path", ALL, ids=IDS)
+def test_playground_outputs_are_hidden_in_the_book(path):
+    """A cell that displays an ipywidgets view must hide its output in the static book."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        shows_widget = any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.outputs)
+        if shows_widget:
+            tags = cell.metadata.get("tags", [])
+            assert "remove-output" in tags and "nbval-ignore-output" in tags, cell.source[:80]
+
+
+@pytest.mark.parametrize("path", ALL, ids=IDS)
+def test_opens_with_what_the_reader_will_do_and_is_in_the_toc(path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    toc = (ROOT / "_toc.yml").read_text()
+    assert str(path.relative_to(ROOT).with_suffix("")) in toc, "every notebook belongs in _toc.yml"
+
+
+def test_repository_url_lives_in_config():
+    url, branch = repository()
+    assert url.startswith("https://") and branch
+    assert url in bootstrap_source()
