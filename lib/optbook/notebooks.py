@@ -42,7 +42,7 @@ def bootstrap_source(url: str | None = None, branch: str | None = None) -> str:
     return (
         f"{BOOTSTRAP_MARKER}, the same in every notebook: use optbook where it is installed, else install it\n"
         "# from the book's repository (as on Colab). Its requirements are loose: the torch already there stays.\n"
-        "import importlib, subprocess, sys\n"
+        "import importlib.util, subprocess, sys\n"
         'if importlib.util.find_spec("optbook") is None:\n'
         f'    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "{spec}"], check=True)\n'
         "    importlib.invalidate_caches()\n"
