@@ -38,7 +38,7 @@ def bootstrap_source(url: str | None = None, branch: str | None = None) -> str:
     if url is None:
         url, default_branch = repository()
         branch = branch or default_branch
-    spec = f"optbook @ git+{url}@{branch or 'main'}"
+    spec = f"git+{url}@{branch or 'main'}"
     return (
         f"{BOOTSTRAP_MARKER}, the same in every notebook: use optbook where it is installed, else install it\n"
         "# from the book's repository (as on Colab). Its requirements are loose: the torch already there stays.\n"
