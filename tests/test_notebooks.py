@@ -5,7 +5,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from optbook.notebooks import bootstrap_source, notebooks, repository
 
 ROOT = Path(__file__).resolve().parents[1]

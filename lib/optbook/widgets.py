@@ -16,7 +16,6 @@ from IPython.display import display
 
 from . import landscapes as L
 from . import optim, plots
-from .run import run
 
 
 def playground(draw: Callable, **controls) -> widgets.Widget:
