@@ -45,6 +45,10 @@ def _label(value, fmt) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def _labeller(fmt):
+    return lambda value: _label(value, fmt)
+
+
 class Explorable:
     """A precomputed figure with sliders; displays itself as HTML in notebooks and in the book."""
 
@@ -107,9 +111,9 @@ class Explorable:
         return f"<Explorable {self.title or ''!s}: {len(self.frames)} frames, {self.size_bytes / 1e3:.0f} kB>"
 
 
-def explore(draw: Callable, controls: dict[str, Sequence], default: dict | None = None, *, title: str | None = None,
-            formats: dict | None = None, names: dict | None = None, dpi: int = 72, colors: int = 96, max_bytes: int = MAX_BYTES,
-            alt: str | None = None) -> Explorable:
+def explore(draw: Callable, controls: dict[str, Sequence], default: dict | None = None, *,
+            title: str | None = None, formats: dict | None = None, names: dict | None = None, dpi: int = 72,
+            colors: int = 96, max_bytes: int = MAX_BYTES, alt: str | None = None) -> Explorable:
     """Precompute ``draw(**values)`` (which returns a matplotlib Figure) on the grid of ``controls``.
 
     ``controls`` maps each slider's name (a keyword of ``draw``) to its values; ``default`` picks the
@@ -127,7 +131,7 @@ def explore(draw: Callable, controls: dict[str, Sequence], default: dict | None 
         if name not in controls or value not in controls[name]:
             raise ValueError(f"default {name}={value!r} is not one of the values of control {name!r}")
     formats = formats or {}
-    labels = {n: (lambda v, f=formats.get(n): _label(v, f)) for n in controls}
+    labels = {n: _labeller(formats.get(n)) for n in controls}
     frames = {}
     for indices in itertools.product(*(range(len(v)) for v in controls.values())):
         values = {n: controls[n][i] for n, i in zip(controls, indices)}

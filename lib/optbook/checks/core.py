@@ -64,7 +64,8 @@ def failed(message: str, mistake: str | None = None) -> Verdict:
 
 
 def not_attempted(what: str) -> Verdict:
-    return Verdict(NOT_ATTEMPTED, f"{what}: not attempted yet. Replace the line marked YOUR CODE HERE, then run this check again.")
+    return Verdict(NOT_ATTEMPTED, f"{what}: not attempted yet. Replace the line marked YOUR CODE HERE, "
+                                  "then run this check again.")
 
 
 def is_unanswered(value) -> bool:
@@ -81,7 +82,8 @@ def call_student(fn: Callable, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except Exception as err:  # noqa: BLE001 - anything the student's code raises is reported, not re-raised
-        frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename.startswith("<") or "ipykernel" in f.filename]
+        frames = [f for f in traceback.extract_tb(err.__traceback__)
+                  if f.filename.startswith("<") or "ipykernel" in f.filename]
         where = f" (line {frames[-1].lineno} of your cell: `{frames[-1].line}`)" if frames and frames[-1].line else ""
         raise StudentError(f"your code raised {type(err).__name__}: {err}{where}") from None
 
@@ -181,8 +183,8 @@ def _recognise(student, reference, cases, mistakes, rtol, atol) -> str | None:
     return None
 
 
-def compare_number(value, expected: float, *, what: str, rtol: float = 1e-3, atol: float = 0.0, hints=None,
-                   unit: str = "") -> Verdict:
+def compare_number(value, expected: float, *, what: str, rtol: float = 1e-3, atol: float = 0.0,
+                   hints=None, unit: str = "") -> Verdict:
     """Check a numeric answer; ``hints`` maps a wrong value to the mistake that produces it."""
     if is_unanswered(value):
         return not_attempted(what)
@@ -195,4 +197,5 @@ def compare_number(value, expected: float, *, what: str, rtol: float = 1e-3, ato
     for wrong, mistake in (hints or {}).items():
         if abs(number - wrong) <= atol + rtol * abs(wrong):
             return failed(f"{what}: {mistake}.", mistake)
-    return failed(f"{what}: you have {number:.6g}{unit}, but that is not it (off by {abs(number - expected):.3g}{unit}).")
+    off = abs(number - expected)
+    return failed(f"{what}: you have {number:.6g}{unit}, but that is not it (off by {off:.3g}{unit}).")
