@@ -156,9 +156,10 @@ def sources(nb) -> list[tuple[str, str]]:
     return [(cell.cell_type, cell.source) for cell in nb.cells]
 
 
-def make_exercises(run: bool = True) -> list[Path]:
+def make_exercises(run: bool = True, only=None) -> list[Path]:
+    """Regenerate (and execute) the exercises whose solution changed; ``only`` limits it to some solutions."""
     written = []
-    for solution_path in notebooks(["solutions"]):
+    for solution_path in notebooks(only or ["solutions"]):
         solution = nbformat.read(solution_path, as_version=4)
         target = exercise_path(solution_path)
         exercise = exercise_from_solution(solution)
@@ -189,13 +190,15 @@ def main(argv=None) -> int:
     run = sub.add_parser("execute", help="re-execute notebooks in place")
     run.add_argument("paths", nargs="*", default=list(NOTEBOOK_FOLDERS))
     run.add_argument("--jobs", type=int, default=2)
-    sub.add_parser("exercises", help="regenerate exercises/ from solutions/")
+    ex = sub.add_parser("exercises", help="regenerate exercises/ from solutions/")
+    ex.add_argument("solutions", nargs="*", help="only these solution notebooks (default: all)")
     sub.add_parser("bootstrap", help="rewrite every bootstrap cell from _config.yml")
     args = parser.parse_args(argv)
     if args.command == "execute":
         execute_all(args.paths, args.jobs)
     elif args.command == "exercises":
-        print("\n".join(f"wrote {p.relative_to(ROOT)}" for p in make_exercises()) or "exercises are up to date")
+        written = make_exercises(only=args.solutions or None)
+        print("\n".join(f"wrote {p.relative_to(ROOT)}" for p in written) or "exercises are up to date")
     else:
         rewrite_bootstraps()
     return 0
