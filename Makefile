@@ -4,6 +4,9 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 JOBS    ?= 2
 NOTEBOOKS := chapters exercises solutions
+# One BLAS/OpenMP thread per kernel: results of float reductions then do not depend on the machine's core
+# count, so outputs executed on one machine compare exactly on another (and two nbval workers share 2 cores).
+NOTEBOOK_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 .PHONY: setup test test-lib test-notebooks book execute exercises bench lint clean
 
@@ -28,7 +31,7 @@ test-lib: $(STAMP)
 	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser"
 
 test-notebooks: $(STAMP)
-	$(PY) -m pytest --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env \
+	$(NOTEBOOK_ENV) $(PY) -m pytest --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env \
 		-n $(JOBS) --dist loadfile -p no:cacheprovider $(NOTEBOOKS)
 
 ## make book: the HTML book in _build/html, warnings as errors, failing cells fail the build
@@ -37,11 +40,11 @@ book: $(STAMP)
 
 ## make execute: re-execute notebooks in place so that the committed outputs are real (NB=path for one)
 execute: $(STAMP)
-	$(PY) -m optbook.notebooks execute $(or $(NB),$(NOTEBOOKS))
+	$(NOTEBOOK_ENV) $(PY) -m optbook.notebooks execute $(or $(NB),$(NOTEBOOKS))
 
 ## make exercises: regenerate exercises/ from solutions/
 exercises: $(STAMP)
-	$(PY) -m optbook.notebooks exercises
+	$(NOTEBOOK_ENV) $(PY) -m optbook.notebooks exercises
 
 bench: $(STAMP)
 	$(PY) -m optbook.bench

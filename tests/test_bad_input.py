@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from optbook import landscapes, optim, run
 from optbook import transforms as T
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from optbook.notebooks import bootstrap_source
 
 ROOT = Path(__file__).resolve().parents[1]

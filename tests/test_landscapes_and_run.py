@@ -4,6 +4,7 @@ import itertools
 
 import pytest
 import torch
+
 from optbook import grid, run
 from optbook import landscapes as L
 from optbook import transforms as T

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
 from optbook.notebooks import bootstrap_source, notebooks, repository
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,6 +5,7 @@ import io
 
 import pytest
 import torch
+
 from optbook import optim
 
 # (class name, learning rate, options): every option that changes the arithmetic, alone and combined.

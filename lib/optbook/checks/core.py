@@ -199,3 +199,49 @@ def compare_number(value, expected: float, *, what: str, rtol: float = 1e-3, ato
             return failed(f"{what}: {mistake}.", mistake)
     off = abs(number - expected)
     return failed(f"{what}: you have {number:.6g}{unit}, but that is not it (off by {off:.3g}{unit}).")
+
+
+def _same_answer(got, expected, rtol: float = 1e-6, atol: float = 1e-9) -> bool:
+    """True when two answers agree value by value, an inf or NaN where the other has the same."""
+    got, expected = _flatten(got), _flatten(expected)
+    if len(got) != len(expected):
+        return False
+    for g, e in zip(got, expected):
+        g, e = (torch.as_tensor(x) if isinstance(x, (int, float)) else x for x in (g, e))
+        if not isinstance(g, torch.Tensor) or not isinstance(e, torch.Tensor) or g.shape != e.shape:
+            return False
+        g64, e64 = g.detach().double(), e.double()
+        if not torch.equal(torch.isnan(g64), torch.isnan(e64)) or not torch.equal(torch.isinf(g64), torch.isinf(e64)):
+            return False
+        finite = torch.isfinite(e64)
+        if not torch.allclose(g64[finite], e64[finite], rtol=rtol, atol=atol):
+            return False
+        if not torch.equal(g64[~finite].nan_to_num(), e64[~finite].nan_to_num()):  # infs of the same sign
+            return False
+    return True
+
+
+def recognise_mistake(student: Callable, reference: Callable, cases: Sequence[tuple],
+                      mistakes: dict[str, Callable], rtol: float = 1e-6, atol: float = 1e-9) -> str | None:
+    """The known mistake that ``student`` makes on every case, where it also blows up where the mistake does.
+
+    Unlike the recognition inside :func:`compare_function`, an inf or NaN of the student's counts as
+    matching an inf or NaN of the mistake in the same place: a bias correction with ``t - 1`` divides by
+    zero at ``t = 1``, and a float16 computation overflows, and both should still be named. A mistake is
+    only named when it differs from the reference on at least one case.
+    """
+    for description, wrong in mistakes.items():
+        differs = False
+        for case in cases:
+            try:
+                got = call_student(student, *_clone(case))
+            except StudentError:
+                return None
+            bad, good = wrong(*_clone(case)), reference(*_clone(case))
+            if not _same_answer(got, bad, rtol, atol):
+                break
+            differs = differs or not _same_answer(bad, good, rtol, atol)
+        else:
+            if differs:
+                return description
+    return None

@@ -1,7 +1,8 @@
-"""Sphinx extension: a notebook committed with an error in its outputs fails the build (under -W).
+"""Sphinx extension: the book shows committed outputs, so check them before building (fails under -W).
 
-The book shows committed outputs (strict nbval proves them real); this makes sure none of them is a
-traceback, so that "the build passes although a cell failed" cannot happen.
+The book does not execute notebooks while building (strict nbval re-runs every one of them against its
+committed outputs instead). This makes sure what it shows is real: a notebook with a code cell that was
+never executed, or with an error among its outputs, is a warning, and with ``-W`` a failed build.
 """
 
 import json
@@ -19,6 +20,11 @@ def check(app, env, docnames):
             continue
         cells = json.loads(path.read_text()).get("cells", [])
         for number, cell in enumerate(cells, 1):
+            if cell.get("cell_type") != "code" or not "".join(cell.get("source", "")).strip():
+                continue
+            if cell.get("execution_count") is None:
+                logger.warning(f"cell {number} of {docname}.ipynb was never executed: run `make execute`",
+                               location=docname)
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
                     logger.warning(f"cell {number} of {docname}.ipynb was committed with an error: "

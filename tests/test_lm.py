@@ -1,0 +1,131 @@
+"""optbook.lm: the Markov text's entropy, the causal Transformer, and the Transformer schedule."""
+
+import math
+
+import pytest
+import torch
+
+from optbook import lm, optim
+
+
+def test_entropy_rate_matches_the_empirical_entropy():
+    text = lm.MarkovText(vocab_size=6, order=2, branching=3, concentration=0.7, seed=1)
+    tokens = text.sample(4000, 40, torch.Generator().manual_seed(0))
+    # the true model's mean negative log-likelihood estimates the entropy rate (20,000+ samples per 0.01)
+    assert -text.log_prob(tokens).mean().item() == pytest.approx(text.entropy_rate(), abs=0.01)
+    # and a plug-in estimate from counts of (context, next token) agrees too
+    V = 6
+    ctx = tokens[:, :-2] * V + tokens[:, 1:-1]
+    joint = torch.bincount((ctx * V + tokens[:, 2:]).flatten(), minlength=V**3).double().view(V**2, V)
+    p_ctx = joint.sum(1) / joint.sum()
+    cond = joint / joint.sum(1, keepdim=True).clamp_min(1)
+    plug_in = -(p_ctx[:, None] * torch.where(cond > 0, cond * cond.clamp_min(1e-300).log(), 0.0)).sum().item()
+    assert plug_in == pytest.approx(text.entropy_rate(), abs=0.01)
+
+
+def test_stationary_distribution_is_stationary_and_sampled():
+    text = lm.MarkovText(vocab_size=5, order=2, branching=2, seed=3)
+    pi = text.stationary
+    assert pi.sum().item() == pytest.approx(1.0, abs=1e-12)
+    # one step of the context chain maps pi to pi
+    n, V = text.n_contexts, text.vocab_size
+    step = torch.zeros(n, n, dtype=torch.float64)
+    for c in range(n):
+        for v in range(V):
+            step[c, (c * V) % n + v] += text.table[c, v]
+    torch.testing.assert_close(pi @ step, pi, atol=1e-10, rtol=0)
+    # the first token of a window is distributed as the stationary marginal
+    tokens = text.sample(20000, 4, torch.Generator().manual_seed(0))
+    first = torch.bincount(tokens[:, 0], minlength=V).double() / 20000
+    torch.testing.assert_close(first, pi.view(V, V).sum(1), atol=0.015, rtol=0)
+
+
+def test_optimal_loss_is_above_the_rate_and_block_entropies_add_up():
+    text = lm.MarkovText(vocab_size=4, order=2, branching=2, seed=0)
+    h1 = text.block_entropy(1)
+    p1 = text.stationary.view(4, 4).sum(1)
+    assert h1 == pytest.approx(-(p1 * p1.log()).sum().item(), rel=1e-12)
+    h2 = text.block_entropy(2)
+    assert h2 == pytest.approx(-(text.stationary[text.stationary > 0] * text.stationary[text.stationary > 0].log())
+                               .sum().item(), rel=1e-12)
+    rate = text.entropy_rate()
+    assert text.optimal_loss(10) == pytest.approx((h1 + (h2 - h1) + 8 * rate) / 10, rel=1e-12)
+    assert text.optimal_loss(10) > rate
+    assert text.next_token_floor(9) == pytest.approx(((h2 - h1) + 8 * rate) / 9, rel=1e-12)
+
+
+def test_shapes_and_loss_at_initialisation():
+    torch.manual_seed(0)
+    model = lm.TinyTransformerLM(vocab_size=11, d_model=32, n_heads=4, n_layers=2, context=16)
+    tokens = torch.randint(11, (3, 17))
+    assert model(tokens[:, :-1]).shape == (3, 16, 11)
+    # an untrained model predicts about uniformly: loss near log(V)
+    assert model.loss(tokens).item() == pytest.approx(math.log(11), abs=0.5)
+    with pytest.raises(ValueError, match="context"):
+        model(torch.randint(11, (1, 17)))
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("training", [False, True])
+def test_causal_mask_prevents_looking_ahead(norm_first, training):
+    torch.manual_seed(0)
+    model = lm.TinyTransformerLM(vocab_size=9, d_model=16, n_heads=2, n_layers=2, context=12, norm_first=norm_first)
+    model.train(training)
+    tokens = torch.randint(9, (2, 12))
+    changed = tokens.clone()
+    changed[:, 7:] = (tokens[:, 7:] + 1) % 9  # change the future from position 7 on
+    with torch.no_grad():
+        a, b = model(tokens), model(changed)
+    torch.testing.assert_close(a[:, :7], b[:, :7], atol=1e-6, rtol=0)  # the past does not see it
+    assert (a[:, 7:] - b[:, 7:]).abs().max() > 1e-3  # but the present does
+    # and the gradient of an early output with respect to later embeddings is zero
+    emb = model.embed(tokens).detach().requires_grad_(True)
+    h = model.blocks(emb + model.position[:12], mask=lm.causal_mask(12), is_causal=True)
+    h[:, 3].sum().backward()
+    assert emb.grad[:, 4:].abs().max() == 0 and emb.grad[:, :4].abs().max() > 0
+
+
+def test_transformer_schedule_values():
+    assert lm.transformer_lr(4000) == pytest.approx(512**-0.5 * 4000**-0.5, rel=1e-12)
+    assert f"{lm.transformer_lr(4000):.3g}" == "0.000699"
+    assert f"{lm.transformer_lr(1):.3g}" == "1.75e-07"
+    assert f"{lm.transformer_lr(100_000):.3g}" == "0.00014"
+    steps = torch.arange(1, 20001)
+    values = lm.transformer_lr(steps)
+    assert values.argmax().item() + 1 == 4000
+    assert values[3999].item() == pytest.approx(lm.transformer_lr(4000), rel=1e-12)
+    with pytest.raises(ValueError, match="step"):
+        lm.transformer_lr(0)
+    with pytest.raises(ValueError, match="warmup"):
+        lm.transformer_lambda(warmup=0)
+
+
+def test_lambda_lr_on_optbook_adam_follows_the_schedule():
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = optim.Adam([p], lr=1.0, betas=(0.9, 0.98), eps=1e-9)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lm.transformer_lambda(d_model=64, warmup=10, scale=2.0))
+    seen = []
+    for _ in range(30):
+        seen.append(opt.param_groups[0]["lr"])
+        p.grad = torch.ones(3)
+        opt.step()
+        sched.step()
+    expected = [2.0 * lm.transformer_lr(t, 64, 10) for t in range(1, 31)]
+    assert seen == pytest.approx(expected, rel=1e-12)
+    flat = lm.constant_then_decay_lambda(64, 10, 2.0)
+    assert [flat(i) for i in range(30)] == pytest.approx([max(e, expected[9]) if t <= 10 else e
+                                                          for t, e in enumerate(expected, start=1)], rel=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(vocab_size=1), "vocab_size"), (dict(order=0), "order"), (dict(branching=40), "branching"),
+    (dict(concentration=0.0), "concentration"),
+])
+def test_bad_text_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        lm.MarkovText(**kwargs)
+
+
+def test_bad_model_arguments():
+    with pytest.raises(ValueError, match="n_heads"):
+        lm.TinyTransformerLM(8, d_model=30, n_heads=4)
