@@ -63,3 +63,27 @@ def test_repository_url_lives_in_config():
     url, branch = repository()
     assert url.startswith("https://") and branch
     assert url in bootstrap_source()
+
+
+def test_hands_on_index_lists_every_exercise_with_its_solution():
+    index = (ROOT / "chapters" / "03_hands_on" / "index.md").read_text()
+    for solution in sorted((ROOT / "solutions").glob("*.ipynb")):
+        assert f"../../exercises/{solution.name}" in index, solution.name
+        assert f"../../solutions/{solution.name}" in index, solution.name
+
+
+# The problems the source document cites, and the exercise that answers each.
+CITED_PROBLEMS = {
+    "3095407": "01_steep_and_flat_adagrad", "3096990": "02_adagrad_fisher", "3096952": "03_adagrad_plateau",
+    "3095442": "04_changing_landscape", "3095397": "05_rmsprop_scale_change", "2152241": "06_why_beta1_below_beta2",
+    "3096924": "07_adamw_vs_l2", "3097000": "08_epsilon_floor_fp16", "3096965": "09_preconditioning_round_bowl",
+}
+
+
+@pytest.mark.parametrize("problem,exercise", CITED_PROBLEMS.items())
+def test_principles_text_links_each_cited_problem(problem, exercise):
+    assert (ROOT / "exercises" / f"{exercise}.ipynb").exists()
+    linking = [p.name for p in (ROOT / "chapters" / "01_principles").glob("*.ipynb")
+               if f"exercises/{exercise}.ipynb" in "".join(c.source for c in nbformat.read(p, as_version=4).cells
+                                                              if c.cell_type == "markdown")]
+    assert linking, f"no Principles section links the exercise for problem {problem}"

@@ -150,7 +150,7 @@ def compare_function(student: Callable, reference: Callable, cases: Sequence[tup
         except ValueError as err:
             return failed(f"{what}: {err}")
         if not close(got, expected, rtol, atol):
-            mistake = _recognise(student, reference, cases, mistakes or {}, rtol, atol)
+            mistake = recognise_mistake(student, reference, cases, mistakes or {}, rtol, atol)
             if mistake:
                 return failed(f"{what}: {mistake}.", mistake)
             k = next(i for i, (g, e) in enumerate(zip(got, expected)) if not close([g], [e], rtol, atol))
@@ -161,26 +161,6 @@ def compare_function(student: Callable, reference: Callable, cases: Sequence[tup
 
 def _clone(case):
     return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in case)
-
-
-def _recognise(student, reference, cases, mistakes, rtol, atol) -> str | None:
-    for description, wrong in mistakes.items():
-        matches = True
-        for case in cases:
-            try:
-                got = _flatten(call_student(student, *_clone(case)))
-                bad = _flatten(wrong(*_clone(case)))
-                good = _flatten(reference(*_clone(case)))
-            except StudentError:
-                return None
-            if len(got) != len(bad) or not close([torch.as_tensor(g) for g in got], bad, rtol, atol):
-                matches = False
-                break
-            if close(bad, good, rtol, atol):  # this case cannot tell the mistake apart
-                continue
-        if matches:
-            return description
-    return None
 
 
 def compare_number(value, expected: float, *, what: str, rtol: float = 1e-3, atol: float = 0.0,
