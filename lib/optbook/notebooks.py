@@ -12,6 +12,7 @@ cell of every notebook. This module is for the book's maintainers; readers never
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -84,9 +85,37 @@ def execute(path: Path, timeout: int = 600) -> None:
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute()
+    tidy_streams(nb)
     nb.metadata.pop("widgets", None)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nbformat.write(nb, path)
+
+
+_CARRIAGE_RETURN = re.compile(r"^.*\r(?=[^\n])", re.MULTILINE)
+
+
+def tidy_streams(nb) -> None:
+    """Merge consecutive stream outputs of a cell and resolve carriage returns, keeping the output order.
+
+    A progress bar redraws itself with ``\r``: Jupyter shows only its last state, but the book's HTML
+    would show every redraw. The text stored is what a reader of the notebook sees, and it compares
+    equal under nbval (which merges and resolves streams the same way before comparing).
+    """
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        merged = []
+        for output in cell.outputs:
+            previous = merged[-1] if merged else None
+            if (output.output_type == "stream" and previous is not None and previous.output_type == "stream"
+                    and previous.name == output.name):
+                previous.text += output.text
+            else:
+                merged.append(output)
+        for output in merged:
+            if output.output_type == "stream":
+                output.text = _CARRIAGE_RETURN.sub("", output.text)
+        cell.outputs = merged
 
 
 def execute_all(paths, jobs: int = 2) -> None:
