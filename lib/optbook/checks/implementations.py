@@ -69,13 +69,20 @@ def _adagrad_reference(grad, accumulator, lr, eps):
     return u, state["sum"]
 
 
+def _denominator(memory, eps, eps_inside: bool, root: bool):
+    """sqrt(memory) + eps, or one of its usual wrong forms (eps inside the root, no root at all)."""
+    if eps_inside:
+        return (memory + eps).sqrt()
+    return memory.sqrt() + eps if root else memory + eps
+
+
 def _adagrad_math(grad, accumulator, lr, eps, *, memory="sum", eps_inside=False, sign=-1.0, use_old=False,
                   root=True, square=True):
     g2 = grad * grad if square else grad.abs()
     new = {"sum": accumulator + g2, "reset": g2, "mean": 0.5 * (accumulator + g2),
            "ema": 0.9 * accumulator + 0.1 * g2}[memory]
     denom_of = accumulator if use_old else new
-    denom = (denom_of + eps).sqrt() if eps_inside else (denom_of.sqrt() + eps if root else denom_of + eps)
+    denom = _denominator(denom_of, eps, eps_inside, root)
     return sign * lr * grad / denom, new
 
 
@@ -130,7 +137,7 @@ def _rmsprop_math(grad, square_avg, lr, beta, eps, *, memory="ema", eps_inside=F
     new = {"ema": beta * square_avg + (1 - beta) * g2, "no_factor": beta * square_avg + g2,
            "swapped": (1 - beta) * square_avg + beta * g2, "sum": square_avg + g2, "reset": g2}[memory]
     denom_of = square_avg if use_old else new
-    denom = (denom_of + eps).sqrt() if eps_inside else (denom_of.sqrt() + eps if root else denom_of + eps)
+    denom = _denominator(denom_of, eps, eps_inside, root)
     return sign * lr * grad / denom, new
 
 
