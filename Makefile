@@ -8,7 +8,7 @@ NOTEBOOKS := chapters exercises solutions
 # count, so outputs executed on one machine compare exactly on another (and two nbval workers share 2 cores).
 NOTEBOOK_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: setup test test-lib test-notebooks book execute exercises bench lint clean
+.PHONY: setup test test-fast test-lib test-notebooks book execute exercises bench lint clean
 
 setup: $(STAMP)
 
@@ -21,11 +21,15 @@ $(STAMP): requirements.txt pyproject.toml
 
 ## make test: library tests, strict nbval over every committed notebook, the book build, browser checks
 test: $(STAMP)
-	$(PY) -m ruff check lib tests
+	$(MAKE) lint
 	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser"
 	$(MAKE) test-notebooks
 	$(MAKE) book
 	$(PY) -m pytest tests -m browser -p no:xdist
+
+## make test-fast: the library and notebook-rule tests without the slow ones (under 2 minutes on 2 cores)
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser and not slow"
 
 test-lib: $(STAMP)
 	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser"
@@ -40,14 +44,20 @@ book: $(STAMP)
 
 ## make execute: re-execute notebooks in place so that the committed outputs are real (NB=path for one)
 execute: $(STAMP)
-	$(NOTEBOOK_ENV) $(PY) -m optbook.notebooks execute $(or $(NB),$(NOTEBOOKS))
+	$(NOTEBOOK_ENV) $(PY) book/_tools/notebooks.py execute $(or $(NB),$(NOTEBOOKS))
 
 ## make exercises: regenerate exercises/ from solutions/
 exercises: $(STAMP)
-	$(NOTEBOOK_ENV) $(PY) -m optbook.notebooks exercises
+	$(NOTEBOOK_ENV) $(PY) book/_tools/notebooks.py exercises
+
+## make lint: ruff's checks and its formatter over the library, the tests, the book's tools and every notebook's code
+LINTED := lib tests book/_tools $(NOTEBOOKS)
+lint: $(STAMP)
+	$(PY) -m ruff check $(LINTED)
+	$(PY) -m ruff format --check $(LINTED)
 
 bench: $(STAMP)
-	$(PY) -m optbook.bench
+	$(PY) -m optbook.apps.bench
 
 clean:
 	rm -rf _build

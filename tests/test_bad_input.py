@@ -5,8 +5,10 @@ import math
 import pytest
 import torch
 
-from optbook import landscapes, optim, run
-from optbook import transforms as T
+from optbook.core import optim
+from optbook.core import transforms as T
+from optbook.lab import landscapes
+from optbook.lab.run import run
 
 
 def params():
@@ -78,11 +80,14 @@ def test_transform_hyperparameters_checked_elementwise():
         T.scale_by_learning_rate("fast")
 
 
-@pytest.mark.parametrize("bad,match", [
-    (torch.ones(4), "shape"),
-    (torch.ones(3, dtype=torch.float32), "dtype"),
-    ([1.0, 2.0, 3.0], "torch.Tensor"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (torch.ones(4), "shape"),
+        (torch.ones(3, dtype=torch.float32), "dtype"),
+        ([1.0, 2.0, 3.0], "torch.Tensor"),
+    ],
+)
 def test_gradient_of_wrong_kind(bad, match):
     chain = T.chain(T.scale_by_adam(), T.scale_by_learning_rate(0.1))
     p = torch.ones(3, dtype=torch.float64)

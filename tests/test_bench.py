@@ -2,7 +2,7 @@
 
 import torch
 
-from optbook import bench
+from optbook.apps import bench
 
 
 def test_adam_step_times_reports_every_variant():

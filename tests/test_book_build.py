@@ -7,8 +7,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # each test builds a book or a virtual environment
+
 JUPYTER_BOOK = Path(sys.executable).with_name("jupyter-book")
 
 
@@ -16,12 +18,14 @@ def tiny_book(tmp_path, notebook):
     shutil.copytree(ROOT / "book" / "_ext", tmp_path / "_ext")
     (tmp_path / "_config.yml").write_text(
         "title: t\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: 'off'\n"
-        "sphinx:\n  local_extensions:\n    committed_outputs: _ext\n    dedupe_scripts: _ext\n")
+        "sphinx:\n  local_extensions:\n    committed_outputs: _ext\n    dedupe_scripts: _ext\n"
+    )
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: page\n")
     (tmp_path / "intro.md").write_text("# Intro\n")
     nbformat.write(notebook, tmp_path / "page.ipynb")
-    return subprocess.run([str(JUPYTER_BOOK), "build", str(tmp_path), "--warningiserror", "--keep-going"],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [str(JUPYTER_BOOK), "build", str(tmp_path), "--warningiserror", "--keep-going"], capture_output=True, text=True
+    )
 
 
 def notebook_with(cell):
@@ -33,8 +37,7 @@ def notebook_with(cell):
 @pytest.mark.skipif(not JUPYTER_BOOK.exists(), reason="jupyter-book is not installed in this environment")
 def test_committed_error_output_fails_the_build(tmp_path):
     cell = nbformat.v4.new_code_cell("1 / 0", execution_count=1)
-    cell.outputs = [nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="division by zero",
-                                           traceback=[])]
+    cell.outputs = [nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="division by zero", traceback=[])]
     result = tiny_book(tmp_path, notebook_with(cell))
     assert result.returncode != 0
     assert "committed with an error" in result.stdout + result.stderr

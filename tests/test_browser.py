@@ -11,17 +11,23 @@ import http.server
 import os
 import shutil
 import threading
-from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 pytestmark = pytest.mark.browser
-ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 REQUIRED = os.environ.get("OPTBOOK_REQUIRE_BROWSER") == "1"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _missing(reason):
@@ -33,8 +39,9 @@ def _missing(reason):
 def pages():
     if not HTML.exists():
         return []
-    return sorted(str(p.relative_to(HTML)) for p in HTML.rglob("*.html") if "_static" not in p.parts
-                  and "_sources" not in p.parts)
+    return sorted(
+        str(p.relative_to(HTML)) for p in HTML.rglob("*.html") if "_static" not in p.parts and "_sources" not in p.parts
+    )
 
 
 @pytest.fixture(scope="module")

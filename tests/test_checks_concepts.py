@@ -7,20 +7,27 @@ The student's functions are taken from the notebooks themselves: the solution ce
 """
 
 import math
-from pathlib import Path
 
 import nbformat
 import pytest
 import torch
+from conftest import ROOT
+from notebooks import SOLUTION_BEGIN, strip_solution
 
-from optbook import transforms as T
 from optbook.checks import concepts as C
-from optbook.notebooks import SOLUTION_BEGIN, strip_solution
+from optbook.core import transforms as T
 
-ROOT = Path(__file__).resolve().parents[1]
-NAMES = ["01_steep_and_flat_adagrad", "02_adagrad_fisher", "03_adagrad_plateau", "04_changing_landscape",
-         "05_rmsprop_scale_change", "06_why_beta1_below_beta2", "07_adamw_vs_l2", "08_epsilon_floor_fp16",
-         "09_preconditioning_round_bowl"]
+NAMES = [
+    "01_steep_and_flat_adagrad",
+    "02_adagrad_fisher",
+    "03_adagrad_plateau",
+    "04_changing_landscape",
+    "05_rmsprop_scale_change",
+    "06_why_beta1_below_beta2",
+    "07_adamw_vs_l2",
+    "08_epsilon_floor_fp16",
+    "09_preconditioning_round_bowl",
+]
 
 
 def _namespace():
@@ -106,8 +113,11 @@ def test_01_mistakes():
     _fails_with(_with("01_steep_and_flat_adagrad", flat_to_steep_ratio=lambda: 1e4), "without the square root")
     _fails_with(_with("01_steep_and_flat_adagrad", flat_to_steep_ratio=lambda: 0.01), "steep-to-flat")
     # a wrong answer that is no known mistake: say where it differs
-    _fails_with(_with("01_steep_and_flat_adagrad", adagrad_effective_lrs=lambda g, lr, eps=1e-10: 2 * no_root(g, lr)),
-                "test case 1", "where the answer is")
+    _fails_with(
+        _with("01_steep_and_flat_adagrad", adagrad_effective_lrs=lambda g, lr, eps=1e-10: 2 * no_root(g, lr)),
+        "test case 1",
+        "where the answer is",
+    )
 
 
 def test_02_mistakes():
@@ -137,10 +147,14 @@ def test_03_mistakes():
 
     _fails_with(_with("03_adagrad_plateau", crossing_steps=from_the_start), "very start of the walk")
     _fails_with(_with("03_adagrad_plateau", crossing_steps=zero_when_never), "return -1")
-    _fails_with(_with("03_adagrad_plateau", predicted_crossing_steps=lambda lr, G, d, p: d * G / (lr * p)),
-                "square root is missing")
-    _fails_with(_with("03_adagrad_plateau", predicted_crossing_steps=lambda lr, G, d, p: d / (lr * p)),
-                "left out AdaGrad's memory")
+    _fails_with(
+        _with("03_adagrad_plateau", predicted_crossing_steps=lambda lr, G, d, p: d * G / (lr * p)),
+        "square root is missing",
+    )
+    _fails_with(
+        _with("03_adagrad_plateau", predicted_crossing_steps=lambda lr, G, d, p: d / (lr * p)),
+        "left out AdaGrad's memory",
+    )
 
 
 def test_04_mistakes():
@@ -151,7 +165,7 @@ def test_04_mistakes():
 
     def adagrad_only(grads, at_step, beta=None):
         old = grads.clone()
-        old[at_step - 1:] = 0
+        old[at_step - 1 :] = 0
         return (old**2).cumsum(0) / (grads**2).cumsum(0)
 
     _fails_with(_with("04_changing_landscape", old_memory_share=inclusive), "off by one at the change")
@@ -165,8 +179,10 @@ def test_05_mistakes():
 
     _fails_with(_with("05_rmsprop_scale_change", recovery_steps=from_zero), "off by one")
     _fails_with(_with("05_rmsprop_scale_change", recovery_steps=lambda b, c: round(1 / (1 - b))), "memory horizon")
-    _fails_with(_with("05_rmsprop_scale_change",
-                      recovery_steps=lambda b, c: math.ceil(math.log(c / (1 - c)) / math.log(b))), "|g| instead")
+    _fails_with(
+        _with("05_rmsprop_scale_change", recovery_steps=lambda b, c: math.ceil(math.log(c / (1 - c)) / math.log(b))),
+        "|g| instead",
+    )
     _fails_with(_with("05_rmsprop_scale_change", horizons_to_recover=lambda c: math.log(1 / c**2)), "ln(1/c^2)")
 
 
@@ -200,15 +216,21 @@ def test_07_mistakes():
 
     _fails_with(_with("07_adamw_vs_l2", adamw=adamw_as_l2), "BEFORE scale_by_adam", "L2")
     _fails_with(_with("07_adamw_vs_l2", adamw=decay_after_lr), "GROWS the weights")
-    _fails_with(_with("07_adamw_vs_l2", adam_with_l2=lambda lr, wd: T.chain(T.scale_by_adam(),
-                                                                           T.scale_by_learning_rate(lr))),
-                "no weight decay")
-    _fails_with(_with("07_adamw_vs_l2", adam_with_l2=lambda lr, wd: [T.add_decayed_weights(wd), T.scale_by_adam()]),
-                "should return a chain")
-    _fails_with(_with("07_adamw_vs_l2", l2_decay_rate=lambda lr, wd, v, eps=1e-8: torch.full_like(v, lr * wd)),
-                "AdamW's rate")
-    _fails_with(_with("07_adamw_vs_l2", l2_decay_rate=lambda lr, wd, v, eps=1e-8: lr * wd / (v + eps).sqrt()),
-                "inside the square root")
+    _fails_with(
+        _with("07_adamw_vs_l2", adam_with_l2=lambda lr, wd: T.chain(T.scale_by_adam(), T.scale_by_learning_rate(lr))),
+        "no weight decay",
+    )
+    _fails_with(
+        _with("07_adamw_vs_l2", adam_with_l2=lambda lr, wd: [T.add_decayed_weights(wd), T.scale_by_adam()]),
+        "should return a chain",
+    )
+    _fails_with(
+        _with("07_adamw_vs_l2", l2_decay_rate=lambda lr, wd, v, eps=1e-8: torch.full_like(v, lr * wd)), "AdamW's rate"
+    )
+    _fails_with(
+        _with("07_adamw_vs_l2", l2_decay_rate=lambda lr, wd, v, eps=1e-8: lr * wd / (v + eps).sqrt()),
+        "inside the square root",
+    )
 
 
 def test_08_mistakes():
@@ -224,16 +246,21 @@ def test_08_mistakes():
     _fails_with(_with("08_epsilon_floor_fp16", step_ceiling=lambda lr, eps, dtype: eps / lr), "upside down")
     _fails_with(_with("08_epsilon_floor_fp16", first_step_effective_lr=in_float64), "nothing underflows")
     _fails_with(_with("08_epsilon_floor_fp16", first_step_effective_lr=without_correction), "bias correction")
-    _fails_with(_with("08_epsilon_floor_fp16", first_step_effective_lr=lambda g, lr, eps, dtype, b=0.999: g[:2]),
-                "shape")
+    _fails_with(
+        _with("08_epsilon_floor_fp16", first_step_effective_lr=lambda g, lr, eps, dtype, b=0.999: g[:2]), "shape"
+    )
 
 
 def test_09_mistakes():
     _fails_with(_with("09_preconditioning_round_bowl", preconditioner=torch.linalg.inv), "H^{-1}", "square root")
-    _fails_with(_with("09_preconditioning_round_bowl",
-                      preconditioner=lambda H: torch.diag(torch.diagonal(H) ** -0.5)), "rotated")
-    _fails_with(_with("09_preconditioning_round_bowl", preconditioner=lambda H: 2 * torch.eye(len(H))),
-                "still has condition number 100")
+    _fails_with(
+        _with("09_preconditioning_round_bowl", preconditioner=lambda H: torch.diag(torch.diagonal(H) ** -0.5)),
+        "rotated",
+    )
+    _fails_with(
+        _with("09_preconditioning_round_bowl", preconditioner=lambda H: 2 * torch.eye(len(H))),
+        "still has condition number 100",
+    )
     _fails_with(_with("09_preconditioning_round_bowl", preconditioner=lambda H: torch.eye(2)), "shape")
     _fails_with(_with("09_preconditioning_round_bowl", leap_steps=lambda: 0), "step 0 is the starting point")
     # any P with P^T H P = I is a round bowl: the Cholesky change of variables passes too
@@ -249,12 +276,20 @@ def _raises(*args, **kwargs):
     raise KeyError("oops")
 
 
-@pytest.mark.parametrize("name, key", [
-    ("01_steep_and_flat_adagrad", "adagrad_effective_lrs"), ("02_adagrad_fisher", "fisher_diag"),
-    ("03_adagrad_plateau", "crossing_steps"), ("04_changing_landscape", "old_memory_share"),
-    ("05_rmsprop_scale_change", "recovery_steps"), ("06_why_beta1_below_beta2", "bias_corrected_ema"),
-    ("07_adamw_vs_l2", "adamw"), ("08_epsilon_floor_fp16", "step_ceiling"),
-    ("09_preconditioning_round_bowl", "preconditioner")])
+@pytest.mark.parametrize(
+    "name, key",
+    [
+        ("01_steep_and_flat_adagrad", "adagrad_effective_lrs"),
+        ("02_adagrad_fisher", "fisher_diag"),
+        ("03_adagrad_plateau", "crossing_steps"),
+        ("04_changing_landscape", "old_memory_share"),
+        ("05_rmsprop_scale_change", "recovery_steps"),
+        ("06_why_beta1_below_beta2", "bias_corrected_ema"),
+        ("07_adamw_vs_l2", "adamw"),
+        ("08_epsilon_floor_fp16", "step_ceiling"),
+        ("09_preconditioning_round_bowl", "preconditioner"),
+    ],
+)
 def test_an_exception_is_reported_not_raised(name, key):
     verdict = _with(name, **{key: _raises})
     _fails_with(verdict, "raised KeyError", "oops")
@@ -263,8 +298,9 @@ def test_an_exception_is_reported_not_raised(name, key):
 def test_partial_answers_and_wrong_types():
     # one part done, one still a stub: not attempted, saying what is already right
     stub = student("01_steep_and_flat_adagrad", stub=True)
-    verdict = C.check_steep_and_flat(student("01_steep_and_flat_adagrad")["adagrad_effective_lrs"],
-                                     stub["flat_to_steep_ratio"])
+    verdict = C.check_steep_and_flat(
+        student("01_steep_and_flat_adagrad")["adagrad_effective_lrs"], stub["flat_to_steep_ratio"]
+    )
     assert verdict.status == "not attempted" and "correct on all 3" in verdict.message
     # a number where a tensor is expected, a string where a number is expected, a non-function
     _fails_with(_with("04_changing_landscape", old_memory_share=lambda g, a, b=None: 0.5), "torch.Tensor")
@@ -272,13 +308,18 @@ def test_partial_answers_and_wrong_types():
     _fails_with(_with("06_why_beta1_below_beta2", ema_noise_ratio=0.3), "expected a function")
     # None for some inputs only is a wrong answer, not an unattempted one
     partial = student("03_adagrad_plateau")["crossing_steps"]
-    verdict = _with("03_adagrad_plateau", crossing_steps=lambda xs, s, e: None if partial(xs, s, e) < 0 else
-                    partial(xs, s, e))
+    verdict = _with(
+        "03_adagrad_plateau", crossing_steps=lambda xs, s, e: None if partial(xs, s, e) < 0 else partial(xs, s, e)
+    )
     _fails_with(verdict, "returns None")
     # a tensor of the right values but a wrong shape
-    _fails_with(_with("01_steep_and_flat_adagrad",
-                      adagrad_effective_lrs=lambda g, lr, eps=1e-10: (lr / ((g**2).cumsum(0).sqrt() + eps))[-1]),
-                "shape")
+    _fails_with(
+        _with(
+            "01_steep_and_flat_adagrad",
+            adagrad_effective_lrs=lambda g, lr, eps=1e-10: (lr / ((g**2).cumsum(0).sqrt() + eps))[-1],
+        ),
+        "shape",
+    )
 
 
 def test_the_references_agree_with_independent_formulas():
@@ -301,7 +342,7 @@ def test_the_references_agree_with_independent_formulas():
 
 def test_the_fisher_references_agree_with_optbook_fisher():
     # the check's closed forms against the general, autograd-based module (exact sum over the two labels)
-    fisher = pytest.importorskip("optbook.fisher")
+    fisher = pytest.importorskip("optbook.lab.fisher")
     for w, X, y in C.fisher_cases():
         emp = fisher.empirical_fisher(fisher.logistic_log_prob, w, X, y)
         full = fisher.fisher(fisher.logistic_log_prob, w, X)

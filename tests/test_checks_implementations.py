@@ -5,16 +5,14 @@ The solution and the stub are not copied here: they are executed from the notebo
 """
 
 import math
-from pathlib import Path
 
 import nbformat
 import pytest
 import torch
+from conftest import ROOT
 
 from optbook.checks import implementations as I
 from optbook.checks.core import FAILED, NOT_ATTEMPTED, PASSED
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def function_from(folder: str, notebook: str, name: str):
@@ -91,13 +89,16 @@ def adagrad_old_accumulator(grad, accumulator, lr, eps):
     return update, accumulator + grad**2
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (adagrad_reset, ["reset"]),
-    (adagrad_averaged, ["averaged instead of summed"]),
-    (adagrad_eps_inside, ["epsilon is inside the square root"]),
-    (adagrad_sign, ["sign error"]),
-    (adagrad_old_accumulator, ["old accumulator"]),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (adagrad_reset, ["reset"]),
+        (adagrad_averaged, ["averaged instead of summed"]),
+        (adagrad_eps_inside, ["epsilon is inside the square root"]),
+        (adagrad_sign, ["sign error"]),
+        (adagrad_old_accumulator, ["old accumulator"]),
+    ],
+)
 def test_adagrad_mistakes_are_named(wrong, words):
     assert named(I.check_adagrad_update(wrong), *words)
 
@@ -130,13 +131,16 @@ def rmsprop_sign(grad, square_avg, lr, beta, eps):
     return lr * grad / (v.sqrt() + eps), v
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (rmsprop_no_factor, ["no (1 - beta) factor"]),
-    (rmsprop_swapped, ["swapped"]),
-    (rmsprop_summed, ["summed"]),
-    (rmsprop_eps_inside, ["epsilon is inside the square root"]),
-    (rmsprop_sign, ["sign error"]),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (rmsprop_no_factor, ["no (1 - beta) factor"]),
+        (rmsprop_swapped, ["swapped"]),
+        (rmsprop_summed, ["summed"]),
+        (rmsprop_eps_inside, ["epsilon is inside the square root"]),
+        (rmsprop_sign, ["sign error"]),
+    ],
+)
 def test_rmsprop_mistakes_are_named(wrong, words):
     assert named(I.check_rmsprop_update(wrong), *words)
 
@@ -144,8 +148,9 @@ def test_rmsprop_mistakes_are_named(wrong, words):
 # --- Adam ---------------------------------------------------------------------------------------------
 
 
-def adam_written(grad, m, v, t, lr, beta1, beta2, eps, *, v_weight=None, power_m=None, power_v=None,
-                 eps_inside=False, sign=-1.0):
+def adam_written(
+    grad, m, v, t, lr, beta1, beta2, eps, *, v_weight=None, power_m=None, power_v=None, eps_inside=False, sign=-1.0
+):
     """A student's Adam, spelled out; the keyword arguments let a test change one line of it."""
     m = beta1 * m + (1 - beta1) * grad
     v = beta2 * v + (1 - beta2 if v_weight is None else v_weight) * grad**2
@@ -197,15 +202,18 @@ def adam_sign(grad, m, v, t, lr, beta1, beta2, eps):
     return adam_written(grad, m, v, t, lr, beta1, beta2, eps, sign=1.0)
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (adam_no_beta2_factor, ["second moment has no (1 - beta2) factor"]),
-    (adam_no_correction, ["no bias correction"]),
-    (adam_t_minus_one, ["t - 1"]),
-    (adam_zero_based_step, ["off by one"]),
-    (adam_only_m_corrected, ["only the first moment is bias-corrected"]),
-    (adam_eps_inside, ["epsilon is inside the square root"]),
-    (adam_sign, ["sign error"]),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (adam_no_beta2_factor, ["second moment has no (1 - beta2) factor"]),
+        (adam_no_correction, ["no bias correction"]),
+        (adam_t_minus_one, ["t - 1"]),
+        (adam_zero_based_step, ["off by one"]),
+        (adam_only_m_corrected, ["only the first moment is bias-corrected"]),
+        (adam_eps_inside, ["epsilon is inside the square root"]),
+        (adam_sign, ["sign error"]),
+    ],
+)
 def test_adam_mistakes_are_named(wrong, words):
     assert named(I.check_adam_update(wrong), *words)
 
@@ -248,13 +256,16 @@ def adamw_no_correction(param, grad, m, v, t, lr, beta1, beta2, eps, weight_deca
     return param * (1 - lr * weight_decay) - lr * m / (v.sqrt() + eps), m, v
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (adamw_l2, ["coupled into the moments", "L2"]),
-    (adamw_decay_without_lr, ["not multiplied by the learning rate"]),
-    (adamw_decay_after_step, ["after the Adam step"]),
-    (adamw_decay_sign, ["weight decay has a sign error"]),
-    (adamw_no_correction, ["no bias correction"]),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (adamw_l2, ["coupled into the moments", "L2"]),
+        (adamw_decay_without_lr, ["not multiplied by the learning rate"]),
+        (adamw_decay_after_step, ["after the Adam step"]),
+        (adamw_decay_sign, ["weight decay has a sign error"]),
+        (adamw_no_correction, ["no bias correction"]),
+    ],
+)
 def test_adamw_mistakes_are_named(wrong, words):
     assert named(I.check_adamw_update(wrong), *words)
 
@@ -292,12 +303,15 @@ def regret_sign(xs, landscape):
     return sum(landscape.value(best, t) - landscape.value(xs[t - 1], t) for t in range(1, steps + 1)) / steps
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (regret_after_the_step, ["off by one"]),
-    (regret_total, ["total regret"]),
-    (regret_no_baseline, ["best fixed point is missing"]),
-    (regret_sign, ["sign error"]),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (regret_after_the_step, ["off by one"]),
+        (regret_total, ["total regret"]),
+        (regret_no_baseline, ["best fixed point is missing"]),
+        (regret_sign, ["sign error"]),
+    ],
+)
 def test_regret_mistakes_are_named(wrong, words):
     assert named(I.check_average_regret(wrong), *words)
 
@@ -377,18 +391,21 @@ def fp16_no_correction(param, grad, m, v, t, lr, beta1, beta2, eps):
 
 def fp16_library_pieces(param, grad, m, v, t, lr, beta1, beta2, eps):
     """A right answer by another road: the library's chain in float32, the update added in float16."""
-    from optbook import transforms as T
+    from optbook.core import transforms as T
 
     chain = T.chain(T.scale_by_adam(beta1, beta2, eps), T.scale_by_learning_rate(lr))
     u, state = chain.update(grad.float(), {"step": t - 1, "exp_avg": m, "exp_avg_sq": v}, param.float())
     return param + u.half(), state["exp_avg"], state["exp_avg_sq"]
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (fp16_everything_in_half, ["float16 computation where float32 was meant", "new_m is float16"]),
-    (fp16_cast_back_at_the_end, ["float16 computation where float32 was meant", "inf or NaN"]),
-    (fp16_denominator_in_half, ["float16 computation where float32 was meant"]),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (fp16_everything_in_half, ["float16 computation where float32 was meant", "new_m is float16"]),
+        (fp16_cast_back_at_the_end, ["float16 computation where float32 was meant", "inf or NaN"]),
+        (fp16_denominator_in_half, ["float16 computation where float32 was meant"]),
+    ],
+)
 def test_fp16_mistakes_are_named(wrong, words):
     verdict = I.check_safe_fp16_adam_step(wrong)
     assert verdict.status == FAILED and verdict.mistake == I.FP16_MISTAKE, verdict
@@ -438,20 +455,34 @@ def test_an_exception_is_reported_with_the_line():
     assert "your code raised AttributeError" in verdict.message and "sqroot" in verdict.message
 
 
-@pytest.mark.parametrize("answer, words", [
-    (lambda g, a, lr, eps: (g.sum(), a + g * g), "update has shape ()"),
-    (lambda g, a, lr, eps: ((-lr * g / ((a + g * g).sqrt() + eps)).float(), a + g * g),
-     "update has dtype torch.float32"),
-    (lambda g, a, lr, eps: -lr * g / ((a + g * g).sqrt() + eps), "returns 1 value(s), but it should return 2"),
-    (lambda g, a, lr, eps: ([1.0, 2.0], a + g * g), "update should be a torch.Tensor, but it is list"),
-])
+@pytest.mark.parametrize(
+    "answer, words",
+    [
+        (lambda g, a, lr, eps: (g.sum(), a + g * g), "update has shape ()"),
+        (
+            lambda g, a, lr, eps: ((-lr * g / ((a + g * g).sqrt() + eps)).float(), a + g * g),
+            "update has dtype torch.float32",
+        ),
+        (lambda g, a, lr, eps: -lr * g / ((a + g * g).sqrt() + eps), "returns 1 value(s), but it should return 2"),
+        (lambda g, a, lr, eps: ([1.0, 2.0], a + g * g), "update should be a torch.Tensor, but it is list"),
+    ],
+)
 def test_wrong_shapes_dtypes_and_types_are_explained(answer, words):
     verdict = I.check_adagrad_update(answer)
     assert verdict.status == FAILED and words in verdict.message, verdict
 
 
-@pytest.mark.parametrize("check", [I.check_adagrad_update, I.check_rmsprop_update, I.check_adam_update,
-                                   I.check_adamw_update, I.check_average_regret, I.check_safe_fp16_adam_step])
+@pytest.mark.parametrize(
+    "check",
+    [
+        I.check_adagrad_update,
+        I.check_rmsprop_update,
+        I.check_adam_update,
+        I.check_adamw_update,
+        I.check_average_regret,
+        I.check_safe_fp16_adam_step,
+    ],
+)
 def test_none_and_non_functions(check):
     assert check(lambda *args: None).status == NOT_ATTEMPTED
     assert check(None).status == FAILED and "expected a function" in check(None).message
@@ -467,9 +498,13 @@ def test_an_exception_in_the_fp16_step_is_reported():
 
 def test_every_known_mistake_is_told_apart_from_the_others():
     """Each mistake, played as the student, is named as itself: the test cases can tell them all apart."""
-    table = [(I.check_adagrad_update, I.ADAGRAD_MISTAKES), (I.check_rmsprop_update, I.RMSPROP_MISTAKES),
-             (I.check_adam_update, I.ADAM_MISTAKES), (I.check_adamw_update, I.ADAMW_MISTAKES),
-             (I.check_average_regret, I.REGRET_MISTAKES)]
+    table = [
+        (I.check_adagrad_update, I.ADAGRAD_MISTAKES),
+        (I.check_rmsprop_update, I.RMSPROP_MISTAKES),
+        (I.check_adam_update, I.ADAM_MISTAKES),
+        (I.check_adamw_update, I.ADAMW_MISTAKES),
+        (I.check_average_regret, I.REGRET_MISTAKES),
+    ]
     for check, mistakes in table:
         for description, wrong in mistakes.items():
             assert check(wrong).mistake == description

@@ -9,14 +9,13 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
+from notebooks import bootstrap_source
 
-from optbook.notebooks import bootstrap_source
-
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # each test builds a book or a virtual environment
 
 
 def _sh(*args, **kw):
@@ -38,16 +37,19 @@ def test_bootstrap_installs_optbook_without_touching_torch(colab_like_env, tmp_p
     head = _sh("git", "-C", str(ROOT), "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
     if head == "HEAD":
         pytest.skip("detached HEAD: the bootstrap installs from a branch")
-    probe = 'import torch, pathlib; p = pathlib.Path(torch.__file__); print(torch.__version__, p, p.stat().st_mtime)'
+    probe = "import torch, pathlib; p = pathlib.Path(torch.__file__); print(torch.__version__, p, p.stat().st_mtime)"
     before = _sh(str(python), "-c", probe).stdout
     assert _sh(str(python), "-c", "import importlib.util as u; print(u.find_spec('optbook'))").stdout.strip() == "None"
 
     cell = bootstrap_source(url=f"file://{ROOT}", branch=head)
     script = tmp_path / "first_cell.py"
-    script.write_text(cell + textwrap.dedent("""
+    script.write_text(
+        cell
+        + textwrap.dedent("""
         import optbook.transforms
         print("imported", optbook.__version__, "from", optbook.__file__, "on", device)
-    """))
+    """)
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     out = subprocess.run([str(python), str(script)], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from optbook import conventions as C
-from optbook import transforms as T
+from optbook.core import transforms as T
+from optbook.lab import conventions as C
 
 
 def history(steps=40, scale=1e-3, seed=0):
@@ -49,8 +49,9 @@ def test_eps_hat_equals_algorithm_1_with_rescaled_eps():
         expected = (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + eps_t)
         torch.testing.assert_close(u, expected, rtol=1e-12, atol=0)
         torch.testing.assert_close(state["effective_eps"], torch.full_like(u, eps_t))
-    assert not torch.allclose(walk(C.adam_eps_hat(b1, b2, eps_hat), grads)[0][0],
-                              walk(C.adam_torch(b1, b2, eps_hat), grads)[0][0])
+    assert not torch.allclose(
+        walk(C.adam_eps_hat(b1, b2, eps_hat), grads)[0][0], walk(C.adam_torch(b1, b2, eps_hat), grads)[0][0]
+    )
 
 
 def test_optax_eps_root_inside_the_root():
@@ -72,8 +73,9 @@ def test_radam_matches_library_and_torch():
     for (u, _), (w, _) in zip(ours, walk(T.scale_by_radam(eps=1e-6), grads)):
         torch.testing.assert_close(u, w, rtol=1e-12, atol=0)
     assert torch.isnan(ours[4][1]["effective_eps"]).all()  # t = 5: rho_t < 5, no denominator yet
-    torch.testing.assert_close(ours[5][1]["effective_eps"], torch.full((5,), 1e-6 / math.sqrt(1 - 0.999**6),
-                                                                       dtype=torch.float64))
+    torch.testing.assert_close(
+        ours[5][1]["effective_eps"], torch.full((5,), 1e-6 / math.sqrt(1 - 0.999**6), dtype=torch.float64)
+    )
     p = torch.zeros(5, dtype=torch.float64)
     opt = torch.optim.RAdam([p.requires_grad_()], lr=1.0, eps=1e-6)
     for g, (u, _) in zip(grads, ours):
@@ -99,8 +101,9 @@ def test_adagrad_conventions():
 
 def test_rmsprop_conventions():
     grads = history(scale=1e-4)
-    for (u, _), (w, _) in zip(walk(C.rmsprop_optax(0.9, 1e-8, eps_in_sqrt=False), grads),
-                              walk(T.scale_by_rms(0.9, 1e-8), grads)):
+    for (u, _), (w, _) in zip(
+        walk(C.rmsprop_optax(0.9, 1e-8, eps_in_sqrt=False), grads), walk(T.scale_by_rms(0.9, 1e-8), grads)
+    ):
         torch.testing.assert_close(u, w, rtol=1e-12, atol=0)
     for (u, _), (w, _) in zip(walk(C.rmsprop_torch(0.99, 1e-8), grads), walk(T.scale_by_rms(0.99, 1e-8), grads)):
         torch.testing.assert_close(u, w, rtol=1e-12, atol=0)
@@ -125,8 +128,9 @@ def test_effective_eps_reproduces_the_step_in_the_reference_form(make):
             assert 0 < ratio[0] < 1
         else:
             torch.testing.assert_close(u, reference, rtol=1e-9, atol=0)
-            torch.testing.assert_close(C.effective_eps_from_step(u, m_hat, root), state["effective_eps"],
-                                       rtol=1e-5, atol=1e-18)
+            torch.testing.assert_close(
+                C.effective_eps_from_step(u, m_hat, root), state["effective_eps"], rtol=1e-5, atol=1e-18
+            )
 
 
 def test_effective_eps_of_the_root_families():
@@ -141,14 +145,17 @@ def test_effective_eps_of_the_root_families():
         torch.testing.assert_close(u, g / (v.sqrt() + state["effective_eps"]), rtol=1e-10, atol=0)
 
 
-@pytest.mark.parametrize("call, name", [
-    (lambda: C.adam_torch(b1=1.0), "b1"),
-    (lambda: C.adam_eps_hat(eps_hat=-1.0), "eps_hat"),
-    (lambda: C.adam_optax(eps_root=-1e-8), "eps_root"),
-    (lambda: C.adagrad_optax(initial_accumulator_value=-0.1), "initial_accumulator_value"),
-    (lambda: C.rmsprop_optax(decay=1.5), "decay"),
-    (lambda: C.radam_torch(b2=-0.1), "b2"),
-])
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: C.adam_torch(b1=1.0), "b1"),
+        (lambda: C.adam_eps_hat(eps_hat=-1.0), "eps_hat"),
+        (lambda: C.adam_optax(eps_root=-1e-8), "eps_root"),
+        (lambda: C.adagrad_optax(initial_accumulator_value=-0.1), "initial_accumulator_value"),
+        (lambda: C.rmsprop_optax(decay=1.5), "decay"),
+        (lambda: C.radam_torch(b2=-0.1), "b2"),
+    ],
+)
 def test_bad_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()

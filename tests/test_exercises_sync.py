@@ -2,14 +2,12 @@
 replaced by stubs, every check cell "not attempted yet" in the exercise and "[correct]" in the solution."""
 
 import re
-from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import ROOT
+from notebooks import exercise_from_solution, exercise_path, notebooks, sources
 
-from optbook.notebooks import exercise_from_solution, exercise_path, notebooks, sources
-
-ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = notebooks(["solutions"])
 EXERCISES = notebooks(["exercises"])
 CHECK_CALL = re.compile(r"\bcheck_\w+\(")
@@ -28,11 +26,12 @@ def test_every_exercise_has_a_solution_and_every_solution_an_exercise():
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=ids(SOLUTIONS))
 def test_the_committed_exercise_is_generated_from_its_solution(solution):
     target = exercise_path(solution)
-    assert target.exists(), f"run: python -m optbook.notebooks exercises {solution.relative_to(ROOT)}"
+    assert target.exists(), f"run: python book/_tools/notebooks.py exercises {solution.relative_to(ROOT)}"
     expected = sources(exercise_from_solution(nbformat.read(solution, as_version=4)))
     assert sources(nbformat.read(target, as_version=4)) == expected, (
-        f"{target.name} is out of sync with its solution: python -m optbook.notebooks exercises "
-        f"{solution.relative_to(ROOT)}")
+        f"{target.name} is out of sync with its solution: python book/_tools/notebooks.py exercises "
+        f"{solution.relative_to(ROOT)}"
+    )
 
 
 def output_text(cell) -> str:

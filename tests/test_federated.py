@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from optbook import federated as F
-from optbook import transforms as T
+from optbook.apps import federated as F
+from optbook.core import transforms as T
 
 
 def _toy(n=60, d=5, classes=3, seed=0):
@@ -35,8 +35,9 @@ def test_dirichlet_split_tops_up_tiny_clients():
 
 def test_dirichlet_split_is_reproducible_and_alpha_sets_the_skew():
     y = torch.arange(1000) % 10
-    assert all(torch.equal(a, b) for a, b in zip(F.dirichlet_split(y, 20, 0.1, seed=1),
-                                                 F.dirichlet_split(y, 20, 0.1, seed=1)))
+    assert all(
+        torch.equal(a, b) for a, b in zip(F.dirichlet_split(y, 20, 0.1, seed=1), F.dirichlet_split(y, 20, 0.1, seed=1))
+    )
 
     def classes_per_client(alpha):
         hist = F.label_histogram(y, F.dirichlet_split(y, 20, alpha, seed=0), 10)
@@ -55,7 +56,7 @@ def test_dirichlet_split_rejects_bad_input():
 
 def test_scale_by_yogi_matches_its_equation_on_hand_values():
     b1, b2, eps = 0.5, 0.75, 0.1
-    piece = F.scale_by_yogi(b1, b2, eps)
+    piece = T.scale_by_yogi(b1, b2, eps)
     p = torch.zeros(2, dtype=torch.float64)
     state = piece.init(p)
     g1 = torch.tensor([2.0, -1.0], dtype=torch.float64)
@@ -112,9 +113,19 @@ def test_one_client_one_full_batch_step_fedavg_is_gradient_descent():
     data = F.pad_clients(x, y, parts)
     # batch_size = n with replacement is not full batch; use a batch of every row by giving n rows of 1 example
     lr, rounds = 0.3, 4
-    res = F.simulate(model, data, F.server_optimizer("FedAvg", lr=1.0), theta0, rounds, clients_per_round=1,
-                     local_steps=1, batch_size=len(y), client_lr=lr, generator=torch.Generator().manual_seed(0),
-                     full_batch=True)
+    res = F.simulate(
+        model,
+        data,
+        F.server_optimizer("FedAvg", lr=1.0),
+        theta0,
+        rounds,
+        clients_per_round=1,
+        local_steps=1,
+        batch_size=len(y),
+        client_lr=lr,
+        generator=torch.Generator().manual_seed(0),
+        full_batch=True,
+    )
     theta = theta0.clone().requires_grad_(True)
     for _ in range(rounds):
         loss = torch.nn.functional.cross_entropy(model.logits(theta, x), y)
@@ -129,8 +140,18 @@ def test_fedavg_is_the_weighted_average_of_client_models():
     theta0 = model.init(torch.Generator().manual_seed(2), dtype=torch.float64)
     parts = [torch.arange(0, 10), torch.arange(10, 40)]
     data = F.pad_clients(x, y, parts)
-    res = F.simulate(model, data, F.server_optimizer("FedAvg"), theta0, 1, clients_per_round=2, local_steps=3,
-                     client_lr=0.2, generator=torch.Generator().manual_seed(0), full_batch=True)
+    res = F.simulate(
+        model,
+        data,
+        F.server_optimizer("FedAvg"),
+        theta0,
+        1,
+        clients_per_round=2,
+        local_steps=3,
+        client_lr=0.2,
+        generator=torch.Generator().manual_seed(0),
+        full_batch=True,
+    )
     locals_ = []
     for p in parts:
         theta = theta0.clone()
@@ -146,7 +167,7 @@ def test_fedavg_is_the_weighted_average_of_client_models():
 
 def test_side_by_side_runs_each_chain_on_its_rows():
     a, b = T.chain(T.scale_by_learning_rate(1.0)), F.server_optimizer("FedYogi", lr=0.1)
-    both = F.side_by_side((a, 2), (b, 1))
+    both = T.side_by_side((a, 2), (b, 1))
     p = torch.zeros(3, 4, dtype=torch.float64)
     g = torch.randn(3, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     u, _ = both.update(g, both.init(p), p)
@@ -164,10 +185,19 @@ def test_settings_are_independent_in_a_batched_simulation():
     data = F.pad_clients(x, y, F.dirichlet_split(y, 4, 0.5, seed=0))
     lrs = torch.tensor([[0.01], [0.1]], dtype=torch.float64)
     kw = dict(clients_per_round=2, local_steps=2, batch_size=4, client_lr=0.1)
-    both = F.simulate(model, data, F.server_optimizer("FedAdam", lr=lrs), theta0, 3, n_settings=2,
-                      generator=torch.Generator().manual_seed(5), **kw)
-    one = F.simulate(model, data, F.server_optimizer("FedAdam", lr=0.1), theta0, 3,
-                     generator=torch.Generator().manual_seed(5), **kw)
+    both = F.simulate(
+        model,
+        data,
+        F.server_optimizer("FedAdam", lr=lrs),
+        theta0,
+        3,
+        n_settings=2,
+        generator=torch.Generator().manual_seed(5),
+        **kw,
+    )
+    one = F.simulate(
+        model, data, F.server_optimizer("FedAdam", lr=0.1), theta0, 3, generator=torch.Generator().manual_seed(5), **kw
+    )
     assert torch.allclose(both.theta[1], one.theta[0], atol=1e-12)
     assert torch.allclose(both.accuracy[:, 1], one.accuracy[:, 0])
 
@@ -177,8 +207,14 @@ def test_simulate_rejects_bad_input():
     model = F.MLP(5, 0, 3)
     data = F.pad_clients(x, y, F.dirichlet_split(y, 3, 1.0))
     with pytest.raises(ValueError, match="clients_per_round"):
-        F.simulate(model, data, F.server_optimizer("FedAvg"), model.init(dtype=torch.float64), 1,
-                   clients_per_round=4)
+        F.simulate(model, data, F.server_optimizer("FedAvg"), model.init(dtype=torch.float64), 1, clients_per_round=4)
     with pytest.raises(ValueError, match="client_lr"):
-        F.simulate(model, data, F.server_optimizer("FedAvg"), model.init(dtype=torch.float64), 1,
-                   clients_per_round=2, client_lr=0.0)
+        F.simulate(
+            model,
+            data,
+            F.server_optimizer("FedAvg"),
+            model.init(dtype=torch.float64),
+            1,
+            clients_per_round=2,
+            client_lr=0.0,
+        )

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from optbook import fisher as FI
+from optbook.lab import fisher as FI
 
 
 @pytest.fixture
@@ -71,17 +71,36 @@ def test_logistic_data_is_reproducible_and_flips():
     torch.testing.assert_close(flipped[1], 1 - a[1])
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: FI.logistic_fisher(torch.zeros(3, dtype=torch.float64), torch.zeros(4, 2, dtype=torch.float64)), "X"),
-    (lambda: FI.logistic_fisher(torch.zeros(2, 2, dtype=torch.float64), torch.zeros(4, 2, dtype=torch.float64)),
-     "theta"),
-    (lambda: FI.logistic_data(0, [1.0], [1.0], torch.Generator()), "n"),
-    (lambda: FI.logistic_data(5, [1.0], [1.0], torch.Generator(), flip=1.5), "flip"),
-    (lambda: FI.fisher(FI.logistic_log_prob, torch.zeros(2, dtype=torch.float64),
-                       torch.zeros(4, 2, dtype=torch.float64), samples=3), "generator"),
-    (lambda: FI.fisher(FI.logistic_log_prob, torch.zeros(2, dtype=torch.float64),
-                       torch.zeros(4, 2, dtype=torch.float64), labels=[1.0]), "labels"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: FI.logistic_fisher(torch.zeros(3, dtype=torch.float64), torch.zeros(4, 2, dtype=torch.float64)), "X"),
+        (
+            lambda: FI.logistic_fisher(torch.zeros(2, 2, dtype=torch.float64), torch.zeros(4, 2, dtype=torch.float64)),
+            "theta",
+        ),
+        (lambda: FI.logistic_data(0, [1.0], [1.0], torch.Generator()), "n"),
+        (lambda: FI.logistic_data(5, [1.0], [1.0], torch.Generator(), flip=1.5), "flip"),
+        (
+            lambda: FI.fisher(
+                FI.logistic_log_prob,
+                torch.zeros(2, dtype=torch.float64),
+                torch.zeros(4, 2, dtype=torch.float64),
+                samples=3,
+            ),
+            "generator",
+        ),
+        (
+            lambda: FI.fisher(
+                FI.logistic_log_prob,
+                torch.zeros(2, dtype=torch.float64),
+                torch.zeros(4, 2, dtype=torch.float64),
+                labels=[1.0],
+            ),
+            "labels",
+        ),
+    ],
+)
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()

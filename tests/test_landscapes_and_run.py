@@ -5,14 +5,20 @@ import itertools
 import pytest
 import torch
 
-from optbook import grid, run
-from optbook import landscapes as L
-from optbook import transforms as T
+from optbook.core import transforms as T
+from optbook.lab import landscapes as L
+from optbook.lab.run import grid, run
 
 ALL = [
-    L.Canyon(100.0), L.Canyon(30.0, angle=0.6), L.Rosenbrock(), L.Beale(), L.MountainsThenPlateau(),
+    L.Canyon(100.0),
+    L.Canyon(30.0, angle=0.6),
+    L.Rosenbrock(),
+    L.Beale(),
+    L.MountainsThenPlateau(),
     L.ChangingLandscape(L.Canyon(10.0), at_step=5, factor=0.01, shift=[0.5, -0.2]),
-    L.ReddiCounterexample(), L.ReddiCounterexample(1010.0, 10.0, 101), L.Saddle(),
+    L.ReddiCounterexample(),
+    L.ReddiCounterexample(1010.0, 10.0, 101),
+    L.Saddle(),
 ]
 
 
@@ -59,8 +65,9 @@ CHAINS = {
     "momentum": lambda h: T.chain(T.trace(h["b1"]), T.scale_by_learning_rate(h["lr"])),
     "rmsprop": lambda h: T.chain(T.scale_by_rms(h["b2"], centered=True), T.scale_by_learning_rate(h["lr"])),
     "adagrad": lambda h: T.chain(T.scale_by_rss(h["b1"]), T.scale_by_learning_rate(h["lr"])),
-    "nadam": lambda h: T.chain(T.scale_by_nadam(h["b1"], h["b2"]), T.add_decayed_weights(h["lr"]),
-                               T.scale_by_learning_rate(h["lr"])),
+    "nadam": lambda h: T.chain(
+        T.scale_by_nadam(h["b1"], h["b2"]), T.add_decayed_weights(h["lr"]), T.scale_by_learning_rate(h["lr"])
+    ),
 }
 
 

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from optbook import lm, optim
+from optbook.apps import lm
+from optbook.core import optim
 
 
 def test_entropy_rate_matches_the_empirical_entropy():
@@ -46,8 +47,9 @@ def test_optimal_loss_is_above_the_rate_and_block_entropies_add_up():
     p1 = text.stationary.view(4, 4).sum(1)
     assert h1 == pytest.approx(-(p1 * p1.log()).sum().item(), rel=1e-12)
     h2 = text.block_entropy(2)
-    assert h2 == pytest.approx(-(text.stationary[text.stationary > 0] * text.stationary[text.stationary > 0].log())
-                               .sum().item(), rel=1e-12)
+    assert h2 == pytest.approx(
+        -(text.stationary[text.stationary > 0] * text.stationary[text.stationary > 0].log()).sum().item(), rel=1e-12
+    )
     rate = text.entropy_rate()
     assert text.optimal_loss(10) == pytest.approx((h1 + (h2 - h1) + 8 * rate) / 10, rel=1e-12)
     assert text.optimal_loss(10) > rate
@@ -113,14 +115,20 @@ def test_lambda_lr_on_optbook_adam_follows_the_schedule():
     expected = [2.0 * lm.transformer_lr(t, 64, 10) for t in range(1, 31)]
     assert seen == pytest.approx(expected, rel=1e-12)
     flat = lm.constant_then_decay_lambda(64, 10, 2.0)
-    assert [flat(i) for i in range(30)] == pytest.approx([max(e, expected[9]) if t <= 10 else e
-                                                          for t, e in enumerate(expected, start=1)], rel=1e-12)
+    assert [flat(i) for i in range(30)] == pytest.approx(
+        [max(e, expected[9]) if t <= 10 else e for t, e in enumerate(expected, start=1)], rel=1e-12
+    )
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(vocab_size=1), "vocab_size"), (dict(order=0), "order"), (dict(branching=40), "branching"),
-    (dict(concentration=0.0), "concentration"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(vocab_size=1), "vocab_size"),
+        (dict(order=0), "order"),
+        (dict(branching=40), "branching"),
+        (dict(concentration=0.0), "concentration"),
+    ],
+)
 def test_bad_text_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
         lm.MarkovText(**kwargs)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from optbook import mixed_precision as MP
+from optbook.apps import mixed_precision as MP
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from optbook import nlp
+from optbook.apps import nlp
 
 
 def test_zipf_probabilities_follow_the_law():
@@ -85,8 +85,12 @@ def test_glove_weight_and_loss():
     w, wc = torch.randn(5, 3, generator=gen), torch.randn(5, 3, generator=gen)
     b, bc = torch.randn(5, generator=gen), torch.randn(5, generator=gen)
     i, j, xs = torch.tensor([0, 1, 4]), torch.tensor([2, 2, 3]), torch.tensor([3.0, 120.0, 7.0])
-    expected = sum(0.5 * min(1.0, (xs[k].item() / 100) ** 0.75)
-                   * (w[i[k]] @ wc[j[k]] + b[i[k]] + bc[j[k]] - math.log(xs[k].item())).item() ** 2 for k in range(3))
+    expected = sum(
+        0.5
+        * min(1.0, (xs[k].item() / 100) ** 0.75)
+        * (w[i[k]] @ wc[j[k]] + b[i[k]] + bc[j[k]] - math.log(xs[k].item())).item() ** 2
+        for k in range(3)
+    )
     assert nlp.glove_loss(w, wc, b, bc, i, j, xs).item() == pytest.approx(expected, rel=1e-5)
     # the gradient touches only the rows of the words in the batch: it is sparse
     w.requires_grad_(True)
@@ -95,15 +99,18 @@ def test_glove_weight_and_loss():
     assert touched.tolist() == [True, True, False, False, True]
 
 
-@pytest.mark.parametrize("call, name", [
-    (lambda: nlp.zipf_probabilities(0), "vocab_size"),
-    (lambda: nlp.zipf_probabilities(10, -1.0), "exponent"),
-    (lambda: nlp.sample_documents(0, 5, 10), "n_docs"),
-    (lambda: nlp.sample_documents(3, 5, 10, topic_share=1.5), "topic_share"),
-    (lambda: nlp.cooccurrence(torch.zeros(2, 3, dtype=torch.long), 4, window=0), "window"),
-    (lambda: nlp.logistic_teacher(10, [1], [1]), "distinct"),
-    (lambda: nlp.glove_weight(torch.ones(2), x_max=0), "x_max"),
-])
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: nlp.zipf_probabilities(0), "vocab_size"),
+        (lambda: nlp.zipf_probabilities(10, -1.0), "exponent"),
+        (lambda: nlp.sample_documents(0, 5, 10), "n_docs"),
+        (lambda: nlp.sample_documents(3, 5, 10, topic_share=1.5), "topic_share"),
+        (lambda: nlp.cooccurrence(torch.zeros(2, 3, dtype=torch.long), 4, window=0), "window"),
+        (lambda: nlp.logistic_teacher(10, [1], [1]), "distinct"),
+        (lambda: nlp.glove_weight(torch.ones(2), x_max=0), "x_max"),
+    ],
+)
 def test_bad_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()

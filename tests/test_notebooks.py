@@ -1,14 +1,12 @@
 """The book's rules for its notebooks, checked on every committed notebook."""
 
 import json
-from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import ROOT
+from notebooks import bootstrap_source, notebooks, repository
 
-from optbook.notebooks import bootstrap_source, notebooks, repository
-
-ROOT = Path(__file__).resolve().parents[1]
 ALL = notebooks()
 IDS = [str(p.relative_to(ROOT)) for p in ALL]
 
@@ -21,7 +19,7 @@ def test_there_are_notebooks():
 def test_first_code_cell_is_the_bootstrap(path):
     nb = nbformat.read(path, as_version=4)
     first = next(cell for cell in nb.cells if cell.cell_type == "code")
-    assert first.source == bootstrap_source(), "run `python -m optbook.notebooks bootstrap`, then re-execute"
+    assert first.source == bootstrap_source(), "run `python book/_tools/notebooks.py bootstrap`, then re-execute"
 
 
 @pytest.mark.parametrize("path", ALL, ids=IDS)
@@ -74,16 +72,25 @@ def test_hands_on_index_lists_every_exercise_with_its_solution():
 
 # The problems the source document cites, and the exercise that answers each.
 CITED_PROBLEMS = {
-    "3095407": "01_steep_and_flat_adagrad", "3096990": "02_adagrad_fisher", "3096952": "03_adagrad_plateau",
-    "3095442": "04_changing_landscape", "3095397": "05_rmsprop_scale_change", "2152241": "06_why_beta1_below_beta2",
-    "3096924": "07_adamw_vs_l2", "3097000": "08_epsilon_floor_fp16", "3096965": "09_preconditioning_round_bowl",
+    "3095407": "01_steep_and_flat_adagrad",
+    "3096990": "02_adagrad_fisher",
+    "3096952": "03_adagrad_plateau",
+    "3095442": "04_changing_landscape",
+    "3095397": "05_rmsprop_scale_change",
+    "2152241": "06_why_beta1_below_beta2",
+    "3096924": "07_adamw_vs_l2",
+    "3097000": "08_epsilon_floor_fp16",
+    "3096965": "09_preconditioning_round_bowl",
 }
 
 
 @pytest.mark.parametrize("problem,exercise", CITED_PROBLEMS.items())
 def test_principles_text_links_each_cited_problem(problem, exercise):
     assert (ROOT / "exercises" / f"{exercise}.ipynb").exists()
-    linking = [p.name for p in (ROOT / "chapters" / "01_principles").glob("*.ipynb")
-               if f"exercises/{exercise}.ipynb" in "".join(c.source for c in nbformat.read(p, as_version=4).cells
-                                                              if c.cell_type == "markdown")]
+    linking = [
+        p.name
+        for p in (ROOT / "chapters" / "01_principles").glob("*.ipynb")
+        if f"exercises/{exercise}.ipynb"
+        in "".join(c.source for c in nbformat.read(p, as_version=4).cells if c.cell_type == "markdown")
+    ]
     assert linking, f"no Principles section links the exercise for problem {problem}"

@@ -6,7 +6,7 @@ import io
 import pytest
 import torch
 
-from optbook import optim
+from optbook.core import optim
 
 # (class name, learning rate, options): every option that changes the arithmetic, alone and combined.
 CASES = [

@@ -5,10 +5,11 @@ import math
 import pytest
 import torch
 
-from optbook import grid, run
-from optbook import landscapes as L
-from optbook import precondition as P
-from optbook import transforms as T
+from optbook.core import preconditioners as PC
+from optbook.core import transforms as T
+from optbook.lab import landscapes as L
+from optbook.lab import preconditioning as PM
+from optbook.lab.run import grid, run
 
 
 def random_spd(d, seed, spread=100.0):
@@ -25,7 +26,7 @@ def test_newton_reaches_the_minimizer_of_any_quadratic_in_one_step(d, seed):
     minimizer = torch.randn(d, generator=gen, dtype=torch.float64)
     bowl = L.Quadratic(h, minimizer=minimizer.tolist())
     starts = 5 * torch.randn(4, d, generator=gen, dtype=torch.float64)  # four hikers at once
-    walk = run(P.newton(h), bowl, x0=starts, steps=1)
+    walk = run(PC.newton(h), bowl, x0=starts, steps=1)
     torch.testing.assert_close(walk.final, minimizer.expand(4, d), rtol=0, atol=1e-10)
     assert walk.losses[-1].max() < 1e-18
 
@@ -33,7 +34,7 @@ def test_newton_reaches_the_minimizer_of_any_quadratic_in_one_step(d, seed):
 def test_newton_direction_is_the_solution_of_h_u_equals_g():
     h, _ = random_spd(4, 5)
     g = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
-    u, _ = P.scale_by_newton(h).update(g, {}, g)
+    u, _ = PC.scale_by_newton(h).update(g, {}, g)
     torch.testing.assert_close(h @ u, g)
 
 
@@ -43,20 +44,21 @@ def test_full_matrix_adagrad_is_rotation_invariant(angle):
     c, s = math.cos(angle), math.sin(angle)
     rot = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
     x0 = torch.tensor([-2.0, 0.4], dtype=torch.float64)
-    plain = run(P.full_matrix_adagrad(lr=0.3), L.Quadratic(h), x0=x0, steps=60)
-    turned = run(P.full_matrix_adagrad(lr=0.3), L.Quadratic(rot @ h @ rot.T), x0=rot @ x0, steps=60)
+    plain = run(PC.full_matrix_adagrad(lr=0.3), L.Quadratic(h), x0=x0, steps=60)
+    turned = run(PC.full_matrix_adagrad(lr=0.3), L.Quadratic(rot @ h @ rot.T), x0=rot @ x0, steps=60)
     torch.testing.assert_close(turned.params, plain.params @ rot.T, rtol=0, atol=1e-9)
     # the diagonal AdaGrad is not: the same experiment gives a different walk
     diag_plain = run(T.chain(T.scale_by_rss(), T.scale_by_learning_rate(0.3)), L.Quadratic(h), x0=x0, steps=60)
-    diag_turned = run(T.chain(T.scale_by_rss(), T.scale_by_learning_rate(0.3)), L.Quadratic(rot @ h @ rot.T),
-                      x0=rot @ x0, steps=60)
+    diag_turned = run(
+        T.chain(T.scale_by_rss(), T.scale_by_learning_rate(0.3)), L.Quadratic(rot @ h @ rot.T), x0=rot @ x0, steps=60
+    )
     assert (diag_turned.params - diag_plain.params @ rot.T).abs().max() > 1e-2
 
 
 def test_full_matrix_adagrad_matches_the_formula_and_runs_a_grid():
     gen = torch.Generator().manual_seed(3)
     grads = torch.randn(6, 3, generator=gen, dtype=torch.float64)
-    piece = P.scale_by_full_matrix_rss(eps=1e-3)
+    piece = PC.scale_by_full_matrix_rss(eps=1e-3)
     state = piece.init(grads[0])
     total = torch.zeros(3, 3, dtype=torch.float64)
     for g in grads:
@@ -67,19 +69,19 @@ def test_full_matrix_adagrad_matches_the_formula_and_runs_a_grid():
         torch.testing.assert_close(u, expected)
     torch.testing.assert_close(state["outer_sum"], grads.T @ grads)
     lrs = grid(lr=[0.01, 0.1, 0.5])["lr"]
-    batched = run(P.full_matrix_adagrad(lr=lrs), L.Canyon(30.0, angle=0.7), steps=20)
-    one = run(P.full_matrix_adagrad(lr=0.1), L.Canyon(30.0, angle=0.7), steps=20)
+    batched = run(PC.full_matrix_adagrad(lr=lrs), L.Canyon(30.0, angle=0.7), steps=20)
+    one = run(PC.full_matrix_adagrad(lr=0.1), L.Canyon(30.0, angle=0.7), steps=20)
     torch.testing.assert_close(batched.params[:, 1], one.params)
 
 
 def test_inverse_root_against_matrix_power():
     h, _ = random_spd(4, 7)
-    torch.testing.assert_close(P.inverse_root(h, 2.0) @ P.inverse_root(h, 2.0) @ h, torch.eye(4, dtype=torch.float64))
-    quarter = P.inverse_root(h, 4.0)
+    torch.testing.assert_close(PC.inverse_root(h, 2.0) @ PC.inverse_root(h, 2.0) @ h, torch.eye(4, dtype=torch.float64))
+    quarter = PC.inverse_root(h, 4.0)
     torch.testing.assert_close(torch.linalg.matrix_power(quarter, 4) @ h, torch.eye(4, dtype=torch.float64))
     # a singular matrix with eps = 0: the null direction gets 0, not inf
     rank1 = torch.outer(torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([1.0, 0.0], dtype=torch.float64))
-    torch.testing.assert_close(P.inverse_root(rank1, 2.0), rank1)
+    torch.testing.assert_close(PC.inverse_root(rank1, 2.0), rank1)
 
 
 def test_condition_number_after():
@@ -87,31 +89,32 @@ def test_condition_number_after():
         canyon = L.Canyon(100.0, angle=angle)
         h = canyon.hessian
         eye = torch.eye(2, dtype=torch.float64)
-        assert P.condition_number_after(h, eye).item() == pytest.approx(100.0)
-        assert P.condition_number_after(h, torch.linalg.inv(h)).item() == pytest.approx(1.0)
+        assert PM.condition_number_after(h, eye).item() == pytest.approx(100.0)
+        assert PM.condition_number_after(h, torch.linalg.inv(h)).item() == pytest.approx(1.0)
     # Jacobi rounds the axis-aligned canyon, and does nothing at 45 degrees (equal diagonal entries)
-    assert P.condition_number_after(L.Canyon(100.0).hessian, P.jacobi(L.Canyon(100.0).hessian)).item() == \
-        pytest.approx(1.0)
+    assert PM.condition_number_after(
+        L.Canyon(100.0).hessian, PM.jacobi(L.Canyon(100.0).hessian)
+    ).item() == pytest.approx(1.0)
     turned = L.Canyon(100.0, angle=math.pi / 4).hessian
-    assert P.condition_number_after(turned, P.jacobi(turned)).item() == pytest.approx(100.0)
+    assert PM.condition_number_after(turned, PM.jacobi(turned)).item() == pytest.approx(100.0)
     # independent check: cond(P^1/2 H P^1/2) equals the eigenvalue ratio of P H
     h, _ = random_spd(3, 9)
     p, _ = random_spd(3, 11, spread=10.0)
     lam = torch.linalg.eigvals(p @ h).real.sort().values
-    assert P.condition_number_after(h, p).item() == pytest.approx((lam[-1] / lam[0]).item(), rel=1e-9)
+    assert PM.condition_number_after(h, p).item() == pytest.approx((lam[-1] / lam[0]).item(), rel=1e-9)
 
 
 def test_diagonal_preconditioner():
     s = torch.tensor([4.0, 0.25], dtype=torch.float64)
-    torch.testing.assert_close(P.diagonal_preconditioner(s), torch.diag(torch.tensor([0.5, 2.0], dtype=torch.float64)))
+    torch.testing.assert_close(PM.diagonal_preconditioner(s), torch.diag(torch.tensor([0.5, 2.0], dtype=torch.float64)))
     with pytest.raises(ValueError, match="second_moment"):
-        P.diagonal_preconditioner(torch.tensor([-1.0]))
+        PM.diagonal_preconditioner(torch.tensor([-1.0]))
 
 
 def test_shampoo_matches_the_formula():
     gen = torch.Generator().manual_seed(4)
     w = torch.zeros(3, 2, dtype=torch.float64)
-    piece = P.scale_by_shampoo(eps=1e-2)
+    piece = PC.scale_by_shampoo(eps=1e-2)
     state = piece.init(w)
     left, right = 1e-2 * torch.eye(3, dtype=torch.float64), 1e-2 * torch.eye(2, dtype=torch.float64)
     for _ in range(4):
@@ -130,14 +133,14 @@ def test_shampoo_matches_the_formula():
 
 def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match="square"):
-        P.jacobi(torch.zeros(2, 3))
+        PM.jacobi(torch.zeros(2, 3))
     with pytest.raises(ValueError, match="symmetric"):
-        P.condition_number_after(torch.tensor([[1.0, 2.0], [0.0, 1.0]]), torch.eye(2))
+        PM.condition_number_after(torch.tensor([[1.0, 2.0], [0.0, 1.0]]), torch.eye(2))
     with pytest.raises(ValueError, match="positive definite"):
-        P.condition_number_after(torch.eye(2, dtype=torch.float64), -torch.eye(2, dtype=torch.float64))
+        PM.condition_number_after(torch.eye(2, dtype=torch.float64), -torch.eye(2, dtype=torch.float64))
     with pytest.raises(ValueError, match="positive diagonal"):
-        P.jacobi(torch.diag(torch.tensor([1.0, -1.0])))
+        PM.jacobi(torch.diag(torch.tensor([1.0, -1.0])))
     with pytest.raises(ValueError, match="eps"):
-        P.scale_by_full_matrix_rss(eps=-1.0)
+        PC.scale_by_full_matrix_rss(eps=-1.0)
     with pytest.raises(ValueError, match="positive definite"):
-        P.scale_by_newton(torch.diag(torch.tensor([1.0, 0.0], dtype=torch.float64)))
+        PC.scale_by_newton(torch.diag(torch.tensor([1.0, 0.0], dtype=torch.float64)))

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from optbook import grid
-from optbook import streams as S
-from optbook import transforms as T
+from optbook.core import transforms as T
+from optbook.lab import streams as S
+from optbook.lab.run import grid
 
 
 def test_noisy_gradients_is_seeded_and_has_the_requested_moments():
@@ -32,11 +32,17 @@ def test_noiseless_stream_with_a_jump():
     assert g.tolist() == [1.0, 1.0, 1.0, -2.0, -2.0, -2.0]
 
 
-@pytest.mark.parametrize("kwargs,name", [
-    ({"steps": 0}, "steps"), ({"steps": 2.5}, "steps"), ({"steps": 10, "std": -1.0}, "std"),
-    ({"steps": 10, "change_at": 3}, "change_at"), ({"steps": 10, "change_at": 11, "new_mean": 0.0}, "change_at"),
-    ({"steps": 10, "change_at": 0, "new_mean": 0.0}, "change_at"),
-])
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        ({"steps": 0}, "steps"),
+        ({"steps": 2.5}, "steps"),
+        ({"steps": 10, "std": -1.0}, "std"),
+        ({"steps": 10, "change_at": 3}, "change_at"),
+        ({"steps": 10, "change_at": 11, "new_mean": 0.0}, "change_at"),
+        ({"steps": 10, "change_at": 0, "new_mean": 0.0}, "change_at"),
+    ],
+)
 def test_noisy_gradients_bad_input(kwargs, name):
     with pytest.raises(ValueError, match=name):
         S.noisy_gradients(**kwargs)

@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .. import landscapes as L
-from .. import precision
-from .. import transforms as T
-from ..run import run
+from ..core import transforms as T
+from ..lab import landscapes as L
+from ..lab import precision
+from ..lab.run import run
 from .core import (
     NOT_ATTEMPTED,
     PASSED,
@@ -32,9 +32,17 @@ from .core import (
     passed,
 )
 
-__all__ = ["check_steep_and_flat", "check_adagrad_fisher", "check_adagrad_plateau", "check_changing_landscape",
-           "check_rmsprop_scale_change", "check_beta1_below_beta2", "check_adamw_vs_l2", "check_epsilon_floor",
-           "check_round_bowl"]
+__all__ = [
+    "check_steep_and_flat",
+    "check_adagrad_fisher",
+    "check_adagrad_plateau",
+    "check_changing_landscape",
+    "check_rmsprop_scale_change",
+    "check_beta1_below_beta2",
+    "check_adamw_vs_l2",
+    "check_epsilon_floor",
+    "check_round_bowl",
+]
 
 
 # --- Shared helpers ---------------------------------------------------------------------------------
@@ -51,17 +59,32 @@ def combine(*verdicts: Verdict) -> Verdict:
     todo = [v for v in verdicts if v.status == NOT_ATTEMPTED]
     if todo:
         if len(todo) == len(verdicts):
-            return todo[0] if len(todo) == 1 else Verdict(
-                NOT_ATTEMPTED, "; ".join(v.message.split(":")[0] for v in todo) + ": not attempted yet. "
-                "Replace the lines marked YOUR CODE HERE, then run this check again.")
+            return (
+                todo[0]
+                if len(todo) == 1
+                else Verdict(
+                    NOT_ATTEMPTED,
+                    "; ".join(v.message.split(":")[0] for v in todo) + ": not attempted yet. "
+                    "Replace the lines marked YOUR CODE HERE, then run this check again.",
+                )
+            )
         done = [v.message for v in verdicts if v.passed]
         return Verdict(NOT_ATTEMPTED, " ".join(done) + " Still to do: " + todo[0].message)
     return passed(" ".join(v.message for v in verdicts))
 
 
 def _fmt(x) -> str:
-    return ", ".join(_fmt(a) for a in x) if isinstance(x, (tuple, list)) else (
-        str(x).removeprefix("torch.") if isinstance(x, torch.dtype) else f"{x:g}" if isinstance(x, float) else str(x))
+    return (
+        ", ".join(_fmt(a) for a in x)
+        if isinstance(x, (tuple, list))
+        else (
+            str(x).removeprefix("torch.")
+            if isinstance(x, torch.dtype)
+            else f"{x:g}"
+            if isinstance(x, float)
+            else str(x)
+        )
+    )
 
 
 def _same(a: float, b: float, rtol: float, atol: float) -> bool:
@@ -70,9 +93,18 @@ def _same(a: float, b: float, rtol: float, atol: float) -> bool:
     return abs(a - b) <= atol + rtol * abs(b)
 
 
-def compare_scalar_function(student: Callable, reference: Callable, cases: Sequence[tuple], *, what: str,
-                            mistakes: dict[str, Callable] | None = None, rtol: float = 1e-6, atol: float = 0.0,
-                            show: Callable[[tuple], str] = _fmt, verified: str = "") -> Verdict:
+def compare_scalar_function(
+    student: Callable,
+    reference: Callable,
+    cases: Sequence[tuple],
+    *,
+    what: str,
+    mistakes: dict[str, Callable] | None = None,
+    rtol: float = 1e-6,
+    atol: float = 0.0,
+    show: Callable[[tuple], str] = _fmt,
+    verified: str = "",
+) -> Verdict:
     """Like :func:`compare_function`, for a function that returns one number (an int, a float, a 0-d tensor)."""
     if student is None or not callable(student):
         return failed(f"{what}: expected a function, got {type(student).__name__}")
@@ -88,8 +120,9 @@ def compare_scalar_function(student: Callable, reference: Callable, cases: Seque
         if is_unanswered(got):
             return failed(f"{what}: your function returns {got!r} for ({show(case)}); it should return a number")
         if isinstance(got, torch.Tensor) and got.numel() != 1:
-            return failed(f"{what}: your function returns a tensor of shape {tuple(got.shape)}; it should return "
-                          "one number")
+            return failed(
+                f"{what}: your function returns a tensor of shape {tuple(got.shape)}; it should return one number"
+            )
         try:
             got_all.append(float(got))
         except (TypeError, ValueError):
@@ -104,8 +137,7 @@ def compare_scalar_function(student: Callable, reference: Callable, cases: Seque
         if all(_same(g, float(bad(*case)), rtol, atol) for g, case in zip(got_all, cases)):
             return failed(f"{what}: {description}.", description)
     k = wrong[0]
-    return failed(f"{what}: for ({show(cases[k])}) you have {got_all[k]:.6g} where the answer is "
-                  f"{expected[k]:.6g}.")
+    return failed(f"{what}: for ({show(cases[k])}) you have {got_all[k]:.6g} where the answer is {expected[k]:.6g}.")
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -131,17 +163,20 @@ def _cumsum_sq(grads):
 
 _STEEP_FLAT_MISTAKES = {
     "your accumulator is averaged over the steps (G_t / t) instead of summed: AdaGrad's memory is a sum, "
-    "which is why its learning rates keep falling":
-        lambda g, lr, eps: lr / ((_cumsum_sq(g) / torch.arange(1, len(g) + 1, dtype=g.dtype)[:, None]).sqrt() + eps),
-    "the square root is missing: AdaGrad divides by sqrt(G_t) + eps, not by G_t + eps":
-        lambda g, lr, eps: lr / (_cumsum_sq(g) + eps),
-    "epsilon is inside the square root: the library (like torch.optim.Adagrad) divides by sqrt(G_t) + eps":
-        lambda g, lr, eps: lr / (_cumsum_sq(g) + eps).sqrt(),
+    "which is why its learning rates keep falling": lambda g, lr, eps: (
+        lr / ((_cumsum_sq(g) / torch.arange(1, len(g) + 1, dtype=g.dtype)[:, None]).sqrt() + eps)
+    ),
+    "the square root is missing: AdaGrad divides by sqrt(G_t) + eps, not by G_t + eps": lambda g, lr, eps: (
+        lr / (_cumsum_sq(g) + eps)
+    ),
+    "epsilon is inside the square root: the library (like torch.optim.Adagrad) divides by sqrt(G_t) + eps": lambda g, lr, eps: (
+        lr / (_cumsum_sq(g) + eps).sqrt()
+    ),
     "off by one step: your accumulator misses the current gradient (G_{t-1}); AdaGrad adds g_t^2 before it "
-    "divides":
-        lambda g, lr, eps: lr / (torch.cat([torch.zeros_like(g[:1]), _cumsum_sq(g)[:-1]]).sqrt() + eps),
-    "you summed |g| instead of g^2: the accumulator holds squared gradients":
-        lambda g, lr, eps: lr / (g.abs().cumsum(0).sqrt() + eps),
+    "divides": lambda g, lr, eps: lr / (torch.cat([torch.zeros_like(g[:1]), _cumsum_sq(g)[:-1]]).sqrt() + eps),
+    "you summed |g| instead of g^2: the accumulator holds squared gradients": lambda g, lr, eps: (
+        lr / (g.abs().cumsum(0).sqrt() + eps)
+    ),
 }
 
 
@@ -161,20 +196,31 @@ def flat_to_steep_reference(steep: float = 10.0, flat: float = 0.1, steps: int =
 
 def check_steep_and_flat(effective_lrs: Callable, flat_to_steep_ratio: Callable) -> Verdict:
     """Exercise 01: AdaGrad's effective learning rates, and the ratio of the flat one to the steep one."""
-    first = compare_function(effective_lrs, adagrad_effective_lrs, steep_and_flat_cases(),
-                             what="effective learning rates", mistakes=_STEEP_FLAT_MISTAKES,
-                             output_names=("the effective learning rates",),
-                             verified=" (a steep and a flat coordinate, a random stream, and a large eps)")
+    first = compare_function(
+        effective_lrs,
+        adagrad_effective_lrs,
+        steep_and_flat_cases(),
+        what="effective learning rates",
+        mistakes=_STEEP_FLAT_MISTAKES,
+        output_names=("the effective learning rates",),
+        verified=" (a steep and a flat coordinate, a random stream, and a large eps)",
+    )
     ratio = flat_to_steep_reference()
     second = compare_scalar_function(
-        flat_to_steep_ratio, lambda: ratio, [()], what="flat-to-steep ratio", rtol=1e-3,
-        mistakes={"this is the ratio of G_t, without the square root; the learning rates go as 1/sqrt(G_t)":
-                  lambda: ratio**2,
-                  "this is the steep-to-flat ratio: the flat coordinate keeps the LARGER learning rate":
-                  lambda: 1 / ratio,
-                  "you took the square root once too often: the ratio of the gradients is already the answer":
-                  lambda: ratio**0.5},
-        verified=" (a 100-fold gap in gradient gives the same gap in step size, at every step)")
+        flat_to_steep_ratio,
+        lambda: ratio,
+        [()],
+        what="flat-to-steep ratio",
+        rtol=1e-3,
+        mistakes={
+            "this is the ratio of G_t, without the square root; the learning rates go as 1/sqrt(G_t)": lambda: ratio**2,
+            "this is the steep-to-flat ratio: the flat coordinate keeps the LARGER learning rate": lambda: 1 / ratio,
+            "you took the square root once too often: the ratio of the gradients is already the answer": lambda: (
+                ratio**0.5
+            ),
+        },
+        verified=" (a 100-fold gap in gradient gives the same gap in step size, at every step)",
+    )
     return combine(first, second)
 
 
@@ -216,44 +262,62 @@ def fisher_reference(w, X):
 def fisher_cases():
     X, y, w_true = logistic_data()
     X2, y2, _ = logistic_data(n=20, d=2, seed=5)
-    return [(torch.zeros(3, dtype=torch.float64), X, y), (w_true, X, y),
-            (torch.tensor([0.5, 2.0], dtype=torch.float64), X2, y2)]
+    return [
+        (torch.zeros(3, dtype=torch.float64), X, y),
+        (w_true, X, y),
+        (torch.tensor([0.5, 2.0], dtype=torch.float64), X2, y2),
+    ]
 
 
 _EMPIRICAL_MISTAKES = {
     "you squared the average gradient: the empirical Fisher averages the squares of the per-sample gradients "
-    "(the average gradient is near zero at the optimum; its square says nothing about curvature)":
-        lambda w, X, y: per_sample_grads(w, X, y).mean(0) ** 2,
-    "you summed over the samples instead of averaging: divide by N (AdaGrad's accumulator / t)":
-        lambda w, X, y: (per_sample_grads(w, X, y) ** 2).sum(0),
+    "(the average gradient is near zero at the optimum; its square says nothing about curvature)": lambda w, X, y: (
+        per_sample_grads(w, X, y).mean(0) ** 2
+    ),
+    "you summed over the samples instead of averaging: divide by N (AdaGrad's accumulator / t)": lambda w, X, y: (
+        per_sample_grads(w, X, y) ** 2
+    ).sum(0),
     "you used the model's probabilities in place of the observed labels: that is the Fisher, not the empirical "
-    "Fisher":
-        lambda w, X, y: fisher_reference(w, X),
-    "the residual is not squared: the squared gradient is (p - y)^2 x^2":
-        lambda w, X, y: ((torch.sigmoid(X @ w) - y).abs()[:, None] * X * X).mean(0),
+    "Fisher": lambda w, X, y: fisher_reference(w, X),
+    "the residual is not squared: the squared gradient is (p - y)^2 x^2": lambda w, X, y: (
+        (torch.sigmoid(X @ w) - y).abs()[:, None] * X * X
+    ).mean(0),
 }
 
 _FISHER_MISTAKES = {
-    "the factor p(1 - p) is missing: the expected squared residual E[(p - y)^2] under the model is p(1 - p)":
-        lambda w, X: (X * X).mean(0),
-    "you used p instead of p(1 - p)":
-        lambda w, X: (torch.sigmoid(X @ w)[:, None] * X * X).mean(0),
-    "you summed over the samples instead of averaging":
-        lambda w, X: (torch.sigmoid(X @ w) * (1 - torch.sigmoid(X @ w)))[:, None].mul(X * X).sum(0),
-    "the features are not squared: the squared gradient is (p - y)^2 x^2":
-        lambda w, X: (torch.sigmoid(X @ w) * (1 - torch.sigmoid(X @ w)))[:, None].mul(X).mean(0),
+    "the factor p(1 - p) is missing: the expected squared residual E[(p - y)^2] under the model is p(1 - p)": lambda w, X: (
+        (X * X).mean(0)
+    ),
+    "you used p instead of p(1 - p)": lambda w, X: (torch.sigmoid(X @ w)[:, None] * X * X).mean(0),
+    "you summed over the samples instead of averaging": lambda w, X: (
+        (torch.sigmoid(X @ w) * (1 - torch.sigmoid(X @ w)))[:, None].mul(X * X).sum(0)
+    ),
+    "the features are not squared: the squared gradient is (p - y)^2 x^2": lambda w, X: (
+        (torch.sigmoid(X @ w) * (1 - torch.sigmoid(X @ w)))[:, None].mul(X).mean(0)
+    ),
 }
 
 
 def check_adagrad_fisher(empirical_fisher_diag: Callable, fisher_diag: Callable) -> Verdict:
     """Exercise 02: the empirical Fisher diagonal (observed labels) and the Fisher diagonal (the model's labels)."""
     cases = fisher_cases()
-    first = compare_function(empirical_fisher_diag, empirical_fisher_reference, cases,
-                             what="empirical Fisher diagonal", mistakes=_EMPIRICAL_MISTAKES,
-                             output_names=("the empirical Fisher diagonal",),
-                             verified=", and it equals AdaGrad's accumulator / t after one pass over the data")
-    second = compare_function(fisher_diag, fisher_reference, [(w, X) for w, X, _ in cases], what="Fisher diagonal",
-                              mistakes=_FISHER_MISTAKES, output_names=("the Fisher diagonal",))
+    first = compare_function(
+        empirical_fisher_diag,
+        empirical_fisher_reference,
+        cases,
+        what="empirical Fisher diagonal",
+        mistakes=_EMPIRICAL_MISTAKES,
+        output_names=("the empirical Fisher diagonal",),
+        verified=", and it equals AdaGrad's accumulator / t after one pass over the data",
+    )
+    second = compare_function(
+        fisher_diag,
+        fisher_reference,
+        [(w, X) for w, X, _ in cases],
+        what="Fisher diagonal",
+        mistakes=_FISHER_MISTAKES,
+        output_names=("the Fisher diagonal",),
+    )
     return combine(first, second)
 
 
@@ -282,8 +346,7 @@ def _crossing_cases():
     walk = run(T.chain(T.scale_by_rms(alpha=0.9), T.scale_by_learning_rate(0.01)), land, steps=400)
     xs = walk.params[:, 0]
     ramp = torch.linspace(-1.0, 3.0, 41, dtype=torch.float64)
-    stuck = torch.cat([torch.linspace(-1.0, 0.5, 10, dtype=torch.float64), torch.full((20,), 0.5,
-                                                                                       dtype=torch.float64)])
+    stuck = torch.cat([torch.linspace(-1.0, 0.5, 10, dtype=torch.float64), torch.full((20,), 0.5, dtype=torch.float64)])
     never = torch.linspace(-1.0, -0.2, 30, dtype=torch.float64)
     return [(ramp, 0.0, 2.0), (xs, 0.0, far), (stuck, 0.0, 2.0), (never, 0.0, 2.0)]
 
@@ -293,12 +356,15 @@ def _never(value):
 
 
 _CROSSING_MISTAKES = {
-    "you counted from the very start of the walk: count from the step the hiker first reaches the plateau":
-        lambda xs, s, e: _first(xs, e),
-    "off by one: the difference of the two first-arrival steps is the answer (no +1)":
-        lambda xs, s, e: crossing_reference(xs, s, e) + 1 if crossing_reference(xs, s, e) >= 0 else -1,
-    "off by one: the difference of the two first-arrival steps is the answer (no -1)":
-        lambda xs, s, e: crossing_reference(xs, s, e) - 1 if crossing_reference(xs, s, e) >= 0 else -1,
+    "you counted from the very start of the walk: count from the step the hiker first reaches the plateau": lambda xs, s, e: (
+        _first(xs, e)
+    ),
+    "off by one: the difference of the two first-arrival steps is the answer (no +1)": lambda xs, s, e: (
+        crossing_reference(xs, s, e) + 1 if crossing_reference(xs, s, e) >= 0 else -1
+    ),
+    "off by one: the difference of the two first-arrival steps is the answer (no -1)": lambda xs, s, e: (
+        crossing_reference(xs, s, e) - 1 if crossing_reference(xs, s, e) >= 0 else -1
+    ),
     "when the hiker never gets across, return -1 (you return 0)": _never(0),
     "when the hiker never gets across, return -1 (you return nan)": _never(float("nan")),
 }
@@ -312,20 +378,33 @@ def predicted_crossing_reference(lr, G, distance, slope):
 
 def check_adagrad_plateau(crossing_steps: Callable, predicted_crossing_steps: Callable) -> Verdict:
     """Exercise 03: count the steps to cross the plateau, and predict them from AdaGrad's memory at entry."""
-    first = compare_scalar_function(crossing_steps, crossing_reference, _crossing_cases(), what="crossing_steps",
-                                    mistakes=_CROSSING_MISTAKES, show=lambda c: f"a walk of {len(c[0])} points, "
-                                    f"start={c[1]:g}, end={c[2]:.4g}",
-                                    verified=" (a steady climb, a real RMSProp walk, a hiker who stalls, one who "
-                                    "never reaches the plateau)")
+    first = compare_scalar_function(
+        crossing_steps,
+        crossing_reference,
+        _crossing_cases(),
+        what="crossing_steps",
+        mistakes=_CROSSING_MISTAKES,
+        show=lambda c: f"a walk of {len(c[0])} points, start={c[1]:g}, end={c[2]:.4g}",
+        verified=" (a steady climb, a real RMSProp walk, a hiker who stalls, one who never reaches the plateau)",
+    )
     cases = [(0.5, 300.0, 1.7, 0.02), (0.1, 2500.0, 5.0, 0.01), (1.0, 4.0, 1.0, 0.5)]
     second = compare_scalar_function(
-        predicted_crossing_steps, predicted_crossing_reference, cases, what="predicted_crossing_steps", rtol=1e-6,
-        mistakes={"the square root is missing: the step per unit gradient is lr / sqrt(G), not lr / G":
-                  lambda lr, G, d, p: d * G / (lr * p),
-                  "you left out AdaGrad's memory: lr * slope is plain gradient descent's step; AdaGrad divides it "
-                  "by sqrt(G)": lambda lr, G, d, p: d / (lr * p),
-                  "you divided by the step instead of into the distance: steps = distance / step":
-                  lambda lr, G, d, p: lr * p / (math.sqrt(G) * d)})
+        predicted_crossing_steps,
+        predicted_crossing_reference,
+        cases,
+        what="predicted_crossing_steps",
+        rtol=1e-6,
+        mistakes={
+            "the square root is missing: the step per unit gradient is lr / sqrt(G), not lr / G": lambda lr, G, d, p: (
+                d * G / (lr * p)
+            ),
+            "you left out AdaGrad's memory: lr * slope is plain gradient descent's step; AdaGrad divides it "
+            "by sqrt(G)": lambda lr, G, d, p: d / (lr * p),
+            "you divided by the step instead of into the distance: steps = distance / step": lambda lr, G, d, p: (
+                lr * p / (math.sqrt(G) * d)
+            ),
+        },
+    )
     return combine(first, second)
 
 
@@ -349,14 +428,18 @@ def old_share_reference(grads, at_step, beta=None):
     gradient from step ``at_step`` on set to zero.
     """
     old = grads.clone()
-    old[at_step - 1:] = 0  # grads[k] is the gradient of step k + 1
+    old[at_step - 1 :] = 0  # grads[k] is the gradient of step k + 1
     return _accumulate(old, beta) / _accumulate(grads, beta)
 
 
 def changing_cases():
     gen = _generator(4)
-    stream = torch.cat([5 * torch.randn(10, 2, generator=gen, dtype=torch.float64),
-                        0.3 * torch.randn(30, 2, generator=gen, dtype=torch.float64)])
+    stream = torch.cat(
+        [
+            5 * torch.randn(10, 2, generator=gen, dtype=torch.float64),
+            0.3 * torch.randn(30, 2, generator=gen, dtype=torch.float64),
+        ]
+    )
     small = torch.randn(8, 3, generator=_generator(6), dtype=torch.float64)
     return [(stream, 11, None), (stream, 11, 0.9), (small, 3, 0.5), (small, 4, None)]
 
@@ -367,24 +450,30 @@ def _new_share(grads, at_step, beta=None):
 
 _CHANGING_MISTAKES = {
     "off by one at the change: the gradient of step at_step already comes from the new landscape "
-    "(grads[k] is step k + 1)":
-        lambda g, a, b=None: old_share_reference(g, a + 1, b),
+    "(grads[k] is step k + 1)": lambda g, a, b=None: old_share_reference(g, a + 1, b),
     "off by one at the change: the gradient of step at_step - 1 still comes from the old landscape "
-    "(grads[k] is step k + 1)":
-        lambda g, a, b=None: old_share_reference(g, a - 1, b),
+    "(grads[k] is step k + 1)": lambda g, a, b=None: old_share_reference(g, a - 1, b),
     "this is the share of the NEW gradients (1 - the answer)": _new_share,
-    "with a beta you must use RMSProp's moving average: your answer treats it as AdaGrad's sum":
-        lambda g, a, b=None: old_share_reference(g, a, None),
-    "your moving average puts the weight beta on the new square: v_t = beta v_{t-1} + (1 - beta) g_t^2":
-        lambda g, a, b=None: old_share_reference(g, a, None if b is None else 1 - b),
+    "with a beta you must use RMSProp's moving average: your answer treats it as AdaGrad's sum": lambda g, a, b=None: (
+        old_share_reference(g, a, None)
+    ),
+    "your moving average puts the weight beta on the new square: v_t = beta v_{t-1} + (1 - beta) g_t^2": lambda g, a, b=None: (
+        old_share_reference(g, a, None if b is None else 1 - b)
+    ),
 }
 
 
 def check_changing_landscape(old_memory_share: Callable) -> Verdict:
     """Exercise 04: how much of AdaGrad's (and RMSProp's) memory still describes the landscape before the change."""
-    return compare_function(old_memory_share, old_share_reference, changing_cases(), what="old_memory_share",
-                            mistakes=_CHANGING_MISTAKES, output_names=("the share of the old memory",),
-                            verified=" (AdaGrad's sum and RMSProp's average, changes at several steps)")
+    return compare_function(
+        old_memory_share,
+        old_share_reference,
+        changing_cases(),
+        what="old_memory_share",
+        mistakes=_CHANGING_MISTAKES,
+        output_names=("the share of the old memory",),
+        verified=" (AdaGrad's sum and RMSProp's average, changes at several steps)",
+    )
 
 
 # --- 05 RMSProp and a change of gradient scale ------------------------------------------------------
@@ -410,17 +499,15 @@ def _closed(beta, level):
 
 
 _RECOVERY_MISTAKES = {
-    "off by one: count the steps after the change starting at 1 (the first step with the small gradient is step 1)":
-        lambda b, c: recovery_reference(b, c) - 1,
+    "off by one: count the steps after the change starting at 1 (the first step with the small gradient is step 1)": lambda b, c: (
+        recovery_reference(b, c) - 1
+    ),
     "off by one: one step too many": lambda b, c: recovery_reference(b, c) + 1,
     "that is the memory horizon 1/(1 - beta), not the recovery time: it takes a few horizons, "
-    "about ln((1 - c^2) / (3 c^2)) of them":
-        lambda b, c: round(1 / (1 - b)),
+    "about ln((1 - c^2) / (3 c^2)) of them": lambda b, c: round(1 / (1 - b)),
     "you tracked |g| instead of g^2: RMSProp averages squared gradients, so the old memory must fall to about "
-    "3 c^2, not 2c":
-        lambda b, c: _closed(b, c / (1 - c)),
-    "your memory starts at zero: just before the change RMSProp remembers the old gradients, v = 1":
-        lambda b, c: 1,
+    "3 c^2, not 2c": lambda b, c: _closed(b, c / (1 - c)),
+    "your memory starts at zero: just before the change RMSProp remembers the old gradients, v = 1": lambda b, c: 1,
 }
 
 
@@ -433,17 +520,32 @@ def horizons_reference(c):
 def check_rmsprop_scale_change(recovery_steps: Callable, horizons_to_recover: Callable) -> Verdict:
     """Exercise 05: steps until RMSProp's effective learning rate recovers after the gradients shrink by c."""
     cases = [(0.9, 0.01), (0.99, 0.01), (0.999, 0.1), (0.95, 0.05)]
-    first = compare_scalar_function(recovery_steps, recovery_reference, cases, what="recovery_steps",
-                                    mistakes=_RECOVERY_MISTAKES, show=lambda c: f"beta={c[0]:g}, c={c[1]:g}",
-                                    verified=" (simulated with the library's scale_by_rms)")
+    first = compare_scalar_function(
+        recovery_steps,
+        recovery_reference,
+        cases,
+        what="recovery_steps",
+        mistakes=_RECOVERY_MISTAKES,
+        show=lambda c: f"beta={c[0]:g}, c={c[1]:g}",
+        verified=" (simulated with the library's scale_by_rms)",
+    )
     second = compare_scalar_function(
-        horizons_to_recover, horizons_reference, [(0.01,), (0.1,), (0.3,)], what="horizons_to_recover", rtol=1e-3,
-        mistakes={"you used ln(1/c^2): the target is sqrt(v) = 2c, so the old memory must fall to 3c^2/(1 - c^2)":
-                  lambda c: math.log(1 / (c * c)),
-                  "you tracked |g| instead of g^2 (ln((1 - c)/c))": lambda c: math.log((1 - c) / c),
-                  "you answered in steps for beta = 0.9, not in horizons: divide by 1/(1 - beta)":
-                  lambda c: recovery_reference(0.9, c)},
-        show=lambda c: f"c={c[0]:g}")
+        horizons_to_recover,
+        horizons_reference,
+        [(0.01,), (0.1,), (0.3,)],
+        what="horizons_to_recover",
+        rtol=1e-3,
+        mistakes={
+            "you used ln(1/c^2): the target is sqrt(v) = 2c, so the old memory must fall to 3c^2/(1 - c^2)": lambda c: (
+                math.log(1 / (c * c))
+            ),
+            "you tracked |g| instead of g^2 (ln((1 - c)/c))": lambda c: math.log((1 - c) / c),
+            "you answered in steps for beta = 0.9, not in horizons: divide by 1/(1 - beta)": lambda c: (
+                recovery_reference(0.9, c)
+            ),
+        },
+        show=lambda c: f"c={c[0]:g}",
+    )
     return combine(first, second)
 
 
@@ -469,12 +571,13 @@ def _ema_from_first(xs, beta):
 
 
 _EMA_MISTAKES = {
-    "the bias correction is missing: divide m_t by (1 - beta^t), or the first values are far too small":
-        lambda xs, b: _accumulate_ema(xs, b),
-    "the weights are swapped: m_t = beta m_{t-1} + (1 - beta) x_t keeps beta of the OLD memory":
-        lambda xs, b: bias_corrected_ema_reference(xs, 1 - b),
-    "your average starts at the first value and is then bias-corrected too: start at m_0 = 0":
-        _ema_from_first,
+    "the bias correction is missing: divide m_t by (1 - beta^t), or the first values are far too small": lambda xs, b: (
+        _accumulate_ema(xs, b)
+    ),
+    "the weights are swapped: m_t = beta m_{t-1} + (1 - beta) x_t keeps beta of the OLD memory": lambda xs, b: (
+        bias_corrected_ema_reference(xs, 1 - b)
+    ),
+    "your average starts at the first value and is then bias-corrected too: start at m_0 = 0": _ema_from_first,
 }
 
 
@@ -495,21 +598,35 @@ def noise_ratio_reference(beta, terms: int = 20000):
 def check_beta1_below_beta2(bias_corrected_ema: Callable, ema_noise_ratio: Callable) -> Verdict:
     """Exercise 06: Adam's bias-corrected moving average, and how much noise it lets through for a given beta."""
     gen = _generator(7)
-    cases = [(1 + torch.randn(15, 2, generator=gen, dtype=torch.float64), 0.9),
-             (torch.randn(10, generator=gen, dtype=torch.float64) ** 2, 0.999),
-             (torch.randn(6, 3, generator=gen, dtype=torch.float64), 0.5)]
-    first = compare_function(bias_corrected_ema, bias_corrected_ema_reference, cases, what="bias_corrected_ema",
-                             mistakes=_EMA_MISTAKES, output_names=("the bias-corrected averages",),
-                             verified=" (it matches Adam's m_hat and v_hat)")
+    cases = [
+        (1 + torch.randn(15, 2, generator=gen, dtype=torch.float64), 0.9),
+        (torch.randn(10, generator=gen, dtype=torch.float64) ** 2, 0.999),
+        (torch.randn(6, 3, generator=gen, dtype=torch.float64), 0.5),
+    ]
+    first = compare_function(
+        bias_corrected_ema,
+        bias_corrected_ema_reference,
+        cases,
+        what="bias_corrected_ema",
+        mistakes=_EMA_MISTAKES,
+        output_names=("the bias-corrected averages",),
+        verified=" (it matches Adam's m_hat and v_hat)",
+    )
     second = compare_scalar_function(
-        ema_noise_ratio, noise_ratio_reference, [(0.9,), (0.999,), (0.5,)], what="ema_noise_ratio", rtol=1e-4,
-        mistakes={"the square root is missing: this is the ratio of the variances":
-                  lambda b: noise_ratio_reference(b) ** 2,
-                  "the factor 1/(1 + beta) is missing: the sum of (1-beta)^2 beta^(2k) is (1-beta)/(1+beta)":
-                  lambda b: math.sqrt(1 - b),
-                  "that is the averaging window 1/(1 - beta), not the noise that gets through":
-                  lambda b: 1 / (1 - b)},
-        show=lambda c: f"beta={c[0]:g}")
+        ema_noise_ratio,
+        noise_ratio_reference,
+        [(0.9,), (0.999,), (0.5,)],
+        what="ema_noise_ratio",
+        rtol=1e-4,
+        mistakes={
+            "the square root is missing: this is the ratio of the variances": lambda b: noise_ratio_reference(b) ** 2,
+            "the factor 1/(1 + beta) is missing: the sum of (1-beta)^2 beta^(2k) is (1-beta)/(1+beta)": lambda b: (
+                math.sqrt(1 - b)
+            ),
+            "that is the averaging window 1/(1 - beta), not the noise that gets through": lambda b: 1 / (1 - b),
+        },
+        show=lambda c: f"beta={c[0]:g}",
+    )
     return combine(first, second)
 
 
@@ -531,10 +648,10 @@ _CHAINS = {
 
 _CHAIN_WORDS = {
     "l2": "your chain adds the decay BEFORE scale_by_adam: that is L2 regularisation (Adam rescales the decay "
-          "with the gradient)",
+    "with the gradient)",
     "adamw": "your chain adds the decay AFTER scale_by_adam: that is AdamW's decoupled weight decay",
     "after_lr": "your decay comes after scale_by_learning_rate, so it is added with a plus sign and not scaled "
-                "by lr: it GROWS the weights. Put it before the learning-rate piece",
+    "by lr: it GROWS the weights. Put it before the learning-rate piece",
     "none": "your chain has no weight decay at all (add_decayed_weights is missing)",
     "first": "scale_by_learning_rate must be the last piece: it carries the minus sign and the step size",
 }
@@ -555,8 +672,10 @@ def _check_chain(student, which: str, what: str) -> Verdict:
         if is_unanswered(chain):
             return not_attempted(what)
         if not isinstance(chain, T.Transform):
-            return failed(f"{what}: your function should return a chain of transforms (T.chain(...)), "
-                          f"but it returns {type(chain).__name__}")
+            return failed(
+                f"{what}: your function should return a chain of transforms (T.chain(...)), "
+                f"but it returns {type(chain).__name__}"
+            )
         try:
             got = _walk(lambda *_, c=chain: c, lr, wd)
         except Exception as err:  # noqa: BLE001 - the student's chain may fail inside run
@@ -565,9 +684,11 @@ def _check_chain(student, which: str, what: str) -> Verdict:
             for name, ref in _CHAINS.items():
                 if name != which and torch.allclose(got, _walk(ref, lr, wd), rtol=1e-9, atol=1e-12, equal_nan=True):
                     return failed(f"{what}: {_CHAIN_WORDS[name]}.", _CHAIN_WORDS[name])
-            return failed(f"{what}: with lr={lr:g}, wd={wd:g} your chain walks elsewhere: after 40 steps it is at "
-                          f"{_fmt(got[-1].tolist())} where the answer is at "
-                          f"{_fmt(_walk(_CHAINS[which], lr, wd)[-1].tolist())}.")
+            return failed(
+                f"{what}: with lr={lr:g}, wd={wd:g} your chain walks elsewhere: after 40 steps it is at "
+                f"{_fmt(got[-1].tolist())} where the answer is at "
+                f"{_fmt(_walk(_CHAINS[which], lr, wd)[-1].tolist())}."
+            )
     return passed(f"{what}: the same walk as the reference on 2 settings of (lr, wd).")
 
 
@@ -586,15 +707,21 @@ def check_adamw_vs_l2(adam_with_l2: Callable, adamw: Callable, l2_decay_rate: Ca
     v1 = torch.tensor([1e-4, 1.0, 100.0], dtype=torch.float64)
     v2 = torch.tensor([[0.0, 1e-8], [4.0, 2500.0]], dtype=torch.float64)
     third = compare_function(
-        l2_decay_rate, l2_decay_reference, [(1e-3, 0.1, v1, 1e-8), (0.1, 0.5, v2, 0.1)], what="l2_decay_rate",
+        l2_decay_rate,
+        l2_decay_reference,
+        [(1e-3, 0.1, v1, 1e-8), (0.1, 0.5, v2, 0.1)],
+        what="l2_decay_rate",
         output_names=("the decay rate",),
-        mistakes={"the square root is missing: Adam divides by sqrt(v_hat) + eps":
-                  lambda lr, wd, v, e: lr * wd / (v + e),
-                  "epsilon is inside the square root: Adam divides by sqrt(v_hat) + eps":
-                  lambda lr, wd, v, e: lr * wd / (v + e).sqrt(),
-                  "that is AdamW's rate lr * wd, the same for every coordinate; with L2 the decay is divided by "
-                  "Adam's denominator": lambda lr, wd, v, e: torch.full_like(v, lr * wd),
-                  "the learning rate is missing": lambda lr, wd, v, e: wd / (v.sqrt() + e)})
+        mistakes={
+            "the square root is missing: Adam divides by sqrt(v_hat) + eps": lambda lr, wd, v, e: lr * wd / (v + e),
+            "epsilon is inside the square root: Adam divides by sqrt(v_hat) + eps": lambda lr, wd, v, e: (
+                lr * wd / (v + e).sqrt()
+            ),
+            "that is AdamW's rate lr * wd, the same for every coordinate; with L2 the decay is divided by "
+            "Adam's denominator": lambda lr, wd, v, e: torch.full_like(v, lr * wd),
+            "the learning rate is missing": lambda lr, wd, v, e: wd / (v.sqrt() + e),
+        },
+    )
     return combine(first, second, third)
 
 
@@ -618,25 +745,41 @@ def _as_double(student):
     def wrapped(*args):
         out = student(*args)
         return out.double() if isinstance(out, torch.Tensor) else out
+
     return wrapped
 
 
 def check_epsilon_floor(step_ceiling: Callable, first_step_effective_lr: Callable) -> Verdict:
     """Exercise 08: epsilon's ceiling on the step per unit gradient, and Adam's first step when g^2 underflows."""
-    ceiling_cases = [(1e-3, 1e-8, torch.float16), (1e-3, 1e-4, torch.float16), (1e-3, 1e-8, torch.float32),
-                     (1e-2, 1e-6, torch.bfloat16)]
+    ceiling_cases = [
+        (1e-3, 1e-8, torch.float16),
+        (1e-3, 1e-4, torch.float16),
+        (1e-3, 1e-8, torch.float32),
+        (1e-2, 1e-6, torch.bfloat16),
+    ]
     first = compare_scalar_function(
-        step_ceiling, step_ceiling_reference, ceiling_cases, what="step_ceiling", rtol=1e-3,
-        mistakes={"you computed in float64: in float16, eps = 1e-8 rounds to zero and there is no ceiling at all "
-                  "(inf). Compute with tensors of the given dtype": lambda lr, eps, dt: lr / eps,
-                  "this is eps / lr, upside down: the step per unit gradient is at most lr / eps":
-                  lambda lr, eps, dt: eps / lr,
-                  "this is eps / lr, upside down: the step per unit gradient is at most lr / eps (in the dtype)":
-                  lambda lr, eps, dt: float(torch.tensor(eps, dtype=dt) / torch.tensor(lr, dtype=dt)),
-                  "with v = 0 the denominator is eps, not sqrt(eps)":
-                  lambda lr, eps, dt: lr / math.sqrt(float(precision.round_to(eps, dt)))
-                  if float(precision.round_to(eps, dt)) else float("inf")},
-        show=lambda c: f"lr={c[0]:g}, eps={c[1]:g}, {_fmt(c[2])}")
+        step_ceiling,
+        step_ceiling_reference,
+        ceiling_cases,
+        what="step_ceiling",
+        rtol=1e-3,
+        mistakes={
+            "you computed in float64: in float16, eps = 1e-8 rounds to zero and there is no ceiling at all "
+            "(inf). Compute with tensors of the given dtype": lambda lr, eps, dt: lr / eps,
+            "this is eps / lr, upside down: the step per unit gradient is at most lr / eps": lambda lr, eps, dt: (
+                eps / lr
+            ),
+            "this is eps / lr, upside down: the step per unit gradient is at most lr / eps (in the dtype)": lambda lr, eps, dt: (
+                float(torch.tensor(eps, dtype=dt) / torch.tensor(lr, dtype=dt))
+            ),
+            "with v = 0 the denominator is eps, not sqrt(eps)": lambda lr, eps, dt: (
+                lr / math.sqrt(float(precision.round_to(eps, dt)))
+                if float(precision.round_to(eps, dt))
+                else float("inf")
+            ),
+        },
+        show=lambda c: f"lr={c[0]:g}, eps={c[1]:g}, {_fmt(c[2])}",
+    )
     g = torch.tensor([1e-4, 1e-3, 2e-3, 0.5, 1.0, 2.0], dtype=torch.float64)
     cases = [(g, 1e-3, 1e-4, torch.float16), (g, 1e-3, 1e-8, torch.float16), (g, 1e-3, 1e-8, torch.float32)]
 
@@ -647,8 +790,9 @@ def check_epsilon_floor(step_ceiling: Callable, first_step_effective_lr: Callabl
         ref = first_step_reference(g, lr, eps, dt, b2)
         under = precision.squared_underflows(g, dt, factor=1 - b2)
         e = float(precision.round_to(eps, dt))
-        return torch.where(under, torch.full_like(ref, lr / math.sqrt(e) if e else float("inf")),
-                           lr / (g * g + eps).sqrt())
+        return torch.where(
+            under, torch.full_like(ref, lr / math.sqrt(e) if e else float("inf")), lr / (g * g + eps).sqrt()
+        )
 
     def no_correction(g, lr, eps, dt, b2=0.999):
         ref = first_step_reference(g, lr, eps, dt, b2)
@@ -656,14 +800,21 @@ def check_epsilon_floor(step_ceiling: Callable, first_step_effective_lr: Callabl
         return torch.where(under, ref, lr / (math.sqrt(1 - b2) * g.abs() + eps))
 
     second = compare_function(
-        _as_double(first_step_effective_lr), first_step_reference, cases, what="first_step_effective_lr",
-        rtol=2e-2, atol=0.0, output_names=("the step per unit gradient",),
+        _as_double(first_step_effective_lr),
+        first_step_reference,
+        cases,
+        what="first_step_effective_lr",
+        rtol=2e-2,
+        atol=0.0,
+        output_names=("the step per unit gradient",),
         verified=" (the ceiling lr / eps where g^2 underflows, inf where eps itself rounds to zero)",
-        mistakes={"you computed the square in float64, so nothing underflows: in float16 (1 - beta2) g^2 is 0 for "
-                  "|g| below about 5e-3, and then the denominator is eps alone": float64,
-                  "epsilon is inside the square root: Adam divides by sqrt(v_hat) + eps": eps_inside,
-                  "the bias correction is missing: v_hat = v / (1 - beta2), so after one step v_hat = g^2":
-                  no_correction})
+        mistakes={
+            "you computed the square in float64, so nothing underflows: in float16 (1 - beta2) g^2 is 0 for "
+            "|g| below about 5e-3, and then the denominator is eps alone": float64,
+            "epsilon is inside the square root: Adam divides by sqrt(v_hat) + eps": eps_inside,
+            "the bias correction is missing: v_hat = v / (1 - beta2), so after one step v_hat = g^2": no_correction,
+        },
+    )
     return combine(first, second)
 
 
@@ -678,8 +829,11 @@ def _sym_power(H, power):
 def bowl_cases():
     gen = _generator(9)
     A = torch.randn(3, 3, generator=gen, dtype=torch.float64)
-    return [L.Canyon(kappa=100.0).hessian, L.Canyon(kappa=100.0, angle=0.6).hessian,
-            A @ A.T + 0.5 * torch.eye(3, dtype=torch.float64)]
+    return [
+        L.Canyon(kappa=100.0).hessian,
+        L.Canyon(kappa=100.0, angle=0.6).hessian,
+        A @ A.T + 0.5 * torch.eye(3, dtype=torch.float64),
+    ]
 
 
 def condition_after(P, H) -> float:
@@ -692,12 +846,11 @@ _BOWL_MISTAKES = {
     "this is H^{-1}: that is Newton's step, but as a change of variables P^T H P = H^{-1} is as elongated as H. "
     "The change of variables needs the square root, H^{-1/2}": lambda H: torch.linalg.inv(H),
     "this is diag(H)^{-1/2}: a diagonal preconditioner (what AdaGrad and Adam can do) rounds an axis-aligned bowl "
-    "but not a rotated one; a rotated canyon needs the full H^{-1/2}":
-        lambda H: torch.diag(torch.diagonal(H) ** -0.5),
-    "this is diag(H)^{-1}: diagonal, and without the square root":
-        lambda H: torch.diag(1 / torch.diagonal(H)),
-    "this is H^{1/2}: the power should be -1/2 (you made the bowl more elongated, not rounder)":
-        lambda H: _sym_power(H, 0.5),
+    "but not a rotated one; a rotated canyon needs the full H^{-1/2}": lambda H: torch.diag(torch.diagonal(H) ** -0.5),
+    "this is diag(H)^{-1}: diagonal, and without the square root": lambda H: torch.diag(1 / torch.diagonal(H)),
+    "this is H^{1/2}: the power should be -1/2 (you made the bowl more elongated, not rounder)": lambda H: _sym_power(
+        H, 0.5
+    ),
 }
 
 
@@ -720,15 +873,19 @@ def _check_preconditioner(preconditioner, cases, what) -> Verdict:
         answers.append(P.double())
     kappas = [condition_after(P, H) for P, H in zip(answers, cases)]
     if all(k <= 1 + 1e-6 for k in kappas):
-        return passed(f"{what}: P^T H P has condition number 1 on all {len(cases)} test cases (an axis-aligned "
-                      "canyon, a rotated one, a random 3-D bowl).")
+        return passed(
+            f"{what}: P^T H P has condition number 1 on all {len(cases)} test cases (an axis-aligned "
+            "canyon, a rotated one, a random 3-D bowl)."
+        )
     for description, wrong in _BOWL_MISTAKES.items():
         if all(torch.allclose(P, wrong(H), rtol=1e-6, atol=1e-9) for P, H in zip(answers, cases)):
             return failed(f"{what}: {description}.", description)
     k = next(i for i, kappa in enumerate(kappas) if not kappa <= 1 + 1e-6)
     before = condition_after(torch.eye(len(cases[k]), dtype=torch.float64), cases[k])
-    return failed(f"{what}: on test case {k + 1} (condition number {before:.4g}) the bowl after your P, P^T H P, "
-                  f"still has condition number {kappas[k]:.4g}; it should be 1.")
+    return failed(
+        f"{what}: on test case {k + 1} (condition number {before:.4g}) the bowl after your P, P^T H P, "
+        f"still has condition number {kappas[k]:.4g}; it should be 1."
+    )
 
 
 def check_round_bowl(preconditioner: Callable, leap_steps: Callable) -> Verdict:
@@ -738,7 +895,11 @@ def check_round_bowl(preconditioner: Callable, leap_steps: Callable) -> Verdict:
     walk = run(T.chain(T.scale_by_learning_rate(1.0)), eye, x0=[3.0, -2.0], steps=5)
     leap = int(walk.steps_to_reach(eye.minimizer, 1e-12))
     second = compare_scalar_function(
-        leap_steps, lambda: leap, [()], what="leap_steps",
+        leap_steps,
+        lambda: leap,
+        [()],
+        what="leap_steps",
         mistakes={"step 0 is the starting point: count the steps taken": lambda: 0},
-        verified=" (gradient descent with lr = 1 lands on the bottom of a round bowl with curvature 1 at once)")
+        verified=" (gradient descent with lr = 1 lands on the bottom of a round bowl with curvature 1 at once)",
+    )
     return combine(first, second)

@@ -51,8 +51,10 @@ class Verdict:
         colour = {PASSED: "#1b7f3b", FAILED: "#b3261e", NOT_ATTEMPTED: "#7a5a00"}[self.status]
         from html import escape
 
-        return (f'<div style="border-left:4px solid {colour};padding:.4em .8em;margin:.3em 0">'
-                f'<b style="color:{colour}">{escape(_ICONS[self.status])}</b> {escape(self.message)}</div>')
+        return (
+            f'<div style="border-left:4px solid {colour};padding:.4em .8em;margin:.3em 0">'
+            f'<b style="color:{colour}">{escape(_ICONS[self.status])}</b> {escape(self.message)}</div>'
+        )
 
 
 def passed(message: str) -> Verdict:
@@ -64,8 +66,9 @@ def failed(message: str, mistake: str | None = None) -> Verdict:
 
 
 def not_attempted(what: str) -> Verdict:
-    return Verdict(NOT_ATTEMPTED, f"{what}: not attempted yet. Replace the line marked YOUR CODE HERE, "
-                                  "then run this check again.")
+    return Verdict(
+        NOT_ATTEMPTED, f"{what}: not attempted yet. Replace the line marked YOUR CODE HERE, then run this check again."
+    )
 
 
 def is_unanswered(value) -> bool:
@@ -82,8 +85,11 @@ def call_student(fn: Callable, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except Exception as err:  # noqa: BLE001 - anything the student's code raises is reported, not re-raised
-        frames = [f for f in traceback.extract_tb(err.__traceback__)
-                  if f.filename.startswith("<") or "ipykernel" in f.filename]
+        frames = [
+            f
+            for f in traceback.extract_tb(err.__traceback__)
+            if f.filename.startswith("<") or "ipykernel" in f.filename
+        ]
         where = f" (line {frames[-1].lineno} of your cell: `{frames[-1].line}`)" if frames and frames[-1].line else ""
         raise StudentError(f"your code raised {type(err).__name__}: {err}{where}") from None
 
@@ -123,9 +129,18 @@ def close(got, expected, rtol: float, atol: float) -> bool:
     return all(torch.allclose(g.double(), e.double(), rtol=rtol, atol=atol) for g, e in zip(got, expected))
 
 
-def compare_function(student: Callable, reference: Callable, cases: Sequence[tuple], *, what: str,
-                     mistakes: dict[str, Callable] | None = None, output_names: Sequence[str] = ("the result",),
-                     rtol: float = 1e-6, atol: float = 1e-9, verified: str = "") -> Verdict:
+def compare_function(
+    student: Callable,
+    reference: Callable,
+    cases: Sequence[tuple],
+    *,
+    what: str,
+    mistakes: dict[str, Callable] | None = None,
+    output_names: Sequence[str] = ("the result",),
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    verified: str = "",
+) -> Verdict:
     """Run ``student`` and ``reference`` on every case and say what is right or wrong.
 
     ``mistakes`` maps the description of a known mistake to a function that makes it; when the
@@ -143,8 +158,10 @@ def compare_function(student: Callable, reference: Callable, cases: Sequence[tup
             return not_attempted(what)
         got = _flatten(got)
         if len(got) != len(expected):
-            return failed(f"{what}: your function returns {len(got)} value(s), but it should return {len(expected)} "
-                          f"({', '.join(output_names)})")
+            return failed(
+                f"{what}: your function returns {len(got)} value(s), but it should return {len(expected)} "
+                f"({', '.join(output_names)})"
+            )
         try:
             got = [as_tensor_answer(g, n, e) for g, n, e in zip(got, output_names, expected)]
         except ValueError as err:
@@ -154,8 +171,10 @@ def compare_function(student: Callable, reference: Callable, cases: Sequence[tup
             if mistake:
                 return failed(f"{what}: {mistake}.", mistake)
             k = next(i for i, (g, e) in enumerate(zip(got, expected)) if not close([g], [e], rtol, atol))
-            return failed(f"{what}: {output_names[k]} is wrong on test case {number}: "
-                          f"{describe_difference(got[k], expected[k], rtol, atol)}.")
+            return failed(
+                f"{what}: {output_names[k]} is wrong on test case {number}: "
+                f"{describe_difference(got[k], expected[k], rtol, atol)}."
+            )
     return passed(f"{what}: correct on all {len(cases)} test cases{verified}.")
 
 
@@ -163,8 +182,9 @@ def _clone(case):
     return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in case)
 
 
-def compare_number(value, expected: float, *, what: str, rtol: float = 1e-3, atol: float = 0.0,
-                   hints=None, unit: str = "") -> Verdict:
+def compare_number(
+    value, expected: float, *, what: str, rtol: float = 1e-3, atol: float = 0.0, hints=None, unit: str = ""
+) -> Verdict:
     """Check a numeric answer; ``hints`` maps a wrong value to the mistake that produces it."""
     if is_unanswered(value):
         return not_attempted(what)
@@ -201,8 +221,14 @@ def _same_answer(got, expected, rtol: float = 1e-6, atol: float = 1e-9) -> bool:
     return True
 
 
-def recognise_mistake(student: Callable, reference: Callable, cases: Sequence[tuple],
-                      mistakes: dict[str, Callable], rtol: float = 1e-6, atol: float = 1e-9) -> str | None:
+def recognise_mistake(
+    student: Callable,
+    reference: Callable,
+    cases: Sequence[tuple],
+    mistakes: dict[str, Callable],
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+) -> str | None:
     """The known mistake that ``student`` makes on every case, where it also blows up where the mistake does.
 
     Unlike the recognition inside :func:`compare_function`, an inf or NaN of the student's counts as

@@ -1,0 +1,254 @@
+"""Upkeep of the book's notebooks: the shared bootstrap cell, execution in place, exercises from solutions.
+
+    python book/_tools/notebooks.py execute [PATH ...]   # re-execute notebooks in place (folders or files)
+    python book/_tools/notebooks.py exercises            # regenerate exercises/ from solutions/, executed
+    python book/_tools/notebooks.py bootstrap            # rewrite every bootstrap cell from _config.yml
+
+The repository URL lives in one place, ``_config.yml`` (``repository.url`` and ``repository.branch``):
+the Colab buttons of the book read it there, and :func:`bootstrap_source` writes it into the first code
+cell of every notebook. This module is for the book's maintainers; readers never need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK_FOLDERS = ("chapters", "exercises", "solutions")
+BOOTSTRAP_MARKER = "# Bootstrap"
+SOLUTION_BEGIN, SOLUTION_END, STUB_PREFIX = "### BEGIN SOLUTION", "### END SOLUTION", "# stub: "
+DEFAULT_STUB = "return None  # YOUR CODE HERE"
+
+
+def repository(config: Path = ROOT / "_config.yml") -> tuple[str, str]:
+    """The book's repository URL and branch, from ``_config.yml``."""
+    import yaml
+
+    repo = yaml.safe_load(config.read_text())["repository"]
+    return repo["url"].rstrip("/"), repo.get("branch", "main")
+
+
+def bootstrap_source(url: str | None = None, branch: str | None = None) -> str:
+    """The first code cell of every notebook, pointing at the book's repository (or the one given)."""
+    if url is None:
+        url, default_branch = repository()
+        branch = branch or default_branch
+    spec = f"git+{url}@{branch or 'main'}"
+    return (
+        f"{BOOTSTRAP_MARKER}, the same in every notebook: use optbook where it is installed, else install it\n"
+        "# from the book's repository (as on Colab). Its requirements are loose: the torch already there stays.\n"
+        "import importlib.util\n"
+        "import subprocess\n"
+        "import sys\n"
+        "\n"
+        'if importlib.util.find_spec("optbook") is None:\n'
+        "    subprocess.run(\n"
+        f'        [sys.executable, "-m", "pip", "install", "--quiet", "{spec}"],\n'
+        "        check=True,\n"
+        "    )\n"
+        "    importlib.invalidate_caches()\n"
+        "import optbook\n"
+        "\n"
+        "device = optbook.setup(seed=0)"
+    )
+
+
+def notebooks(paths=NOTEBOOK_FOLDERS) -> list[Path]:
+    found = []
+    for path in map(Path, paths):
+        path = path if path.is_absolute() else ROOT / path
+        found += [path] if path.suffix == ".ipynb" else sorted(path.rglob("*.ipynb"))
+    return [p for p in found if ".ipynb_checkpoints" not in p.parts and "_build" not in p.parts]
+
+
+def first_code_cell(nb):
+    return next(cell for cell in nb.cells if cell.cell_type == "code")
+
+
+def sync_bootstrap(nb) -> bool:
+    """Make the notebook's first code cell the bootstrap cell; True when it changed."""
+    cell = first_code_cell(nb)
+    if not cell.source.startswith(BOOTSTRAP_MARKER):
+        raise ValueError("the first code cell of a book notebook must be the bootstrap cell")
+    new = bootstrap_source()
+    changed = cell.source != new
+    cell.source = new
+    return changed
+
+
+def execute(path: Path, timeout: int = 600) -> None:
+    """Run a notebook top to bottom in a fresh kernel and save it with its outputs."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    sync_bootstrap(nb)
+    nb.metadata.pop("widgets", None)
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        record_timing=False,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute()
+    tidy_streams(nb)
+    nb.metadata.pop("widgets", None)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nb, path)
+
+
+_CARRIAGE_RETURN = re.compile(r"^.*\r(?=[^\n])", re.MULTILINE)
+
+
+def tidy_streams(nb) -> None:
+    """Merge consecutive stream outputs of a cell and resolve carriage returns, keeping the output order.
+
+    A progress bar redraws itself with ``\r``: Jupyter shows only its last state, but the book's HTML
+    would show every redraw. The text stored is what a reader of the notebook sees, and it compares
+    equal under nbval (which merges and resolves streams the same way before comparing).
+    """
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        merged = []
+        for output in cell.outputs:
+            previous = merged[-1] if merged else None
+            if (
+                output.output_type == "stream"
+                and previous is not None
+                and previous.output_type == "stream"
+                and previous.name == output.name
+            ):
+                previous.text += output.text
+            else:
+                merged.append(output)
+        for output in merged:
+            if output.output_type == "stream":
+                output.text = _CARRIAGE_RETURN.sub("", output.text)
+        cell.outputs = merged
+
+
+def _execute_one(path: Path) -> Path:
+    execute(path)
+    return path
+
+
+def execute_all(paths, jobs: int = 2) -> None:
+    """Execute notebooks ``jobs`` at a time, each client in a process of its own: two nbclient clients
+    in threads of one process can both wait forever on kernels that have already gone idle."""
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for path in pool.map(_execute_one, notebooks(paths)):
+            print(f"executed {path.relative_to(ROOT)}", flush=True)
+
+
+# --- Exercises --------------------------------------------------------------------------------------
+
+
+def strip_solution(source: str) -> str:
+    """Replace each ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` block by its stub.
+
+    The stub is the block's ``# stub: `` lines (prefix removed), or ``return None  # YOUR CODE HERE``
+    at the block's indentation when it has none: stubs run without error, and a check then reports the
+    exercise as not attempted yet.
+    """
+    out, block, indent = [], None, ""
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped == SOLUTION_BEGIN:
+            block, indent = [], line[: len(line) - len(line.lstrip())]
+        elif stripped == SOLUTION_END:
+            if block is None:
+                raise ValueError(f"{SOLUTION_END} without {SOLUTION_BEGIN}")
+            out += block or [indent + DEFAULT_STUB]
+            block = None
+        elif block is not None:
+            if stripped.startswith(STUB_PREFIX):
+                block.append(line[: len(line) - len(line.lstrip())] + stripped[len(STUB_PREFIX) :])
+        else:
+            out.append(line)
+    if block is not None:
+        raise ValueError(f"{SOLUTION_BEGIN} without {SOLUTION_END}")
+    return "\n".join(out)
+
+
+def exercise_from_solution(solution) -> nbformat.NotebookNode:
+    """The student's notebook: solution code replaced by stubs, cells tagged ``solution`` removed."""
+    nb = nbformat.v4.new_notebook(metadata=solution.metadata)
+    for cell in solution.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "solution" in tags:
+            continue
+        if cell.cell_type == "code":
+            new = nbformat.v4.new_code_cell(strip_solution(cell.source))
+            new.metadata = {k: v for k, v in cell.metadata.items() if k in ("tags",)}
+        else:
+            new = nbformat.v4.new_markdown_cell(cell.source, metadata=dict(cell.metadata))
+        nb.cells.append(new)
+    return nb
+
+
+def exercise_path(solution_path: Path) -> Path:
+    return ROOT / "exercises" / solution_path.name
+
+
+def sources(nb) -> list[tuple[str, str]]:
+    """What the sync test compares: each cell's type and source."""
+    return [(cell.cell_type, cell.source) for cell in nb.cells]
+
+
+def make_exercises(run: bool = True, only=None) -> list[Path]:
+    """Regenerate (and execute) the exercises whose solution changed; ``only`` limits it to some solutions."""
+    written = []
+    for solution_path in notebooks(only or ["solutions"]):
+        solution = nbformat.read(solution_path, as_version=4)
+        target = exercise_path(solution_path)
+        exercise = exercise_from_solution(solution)
+        if target.exists() and sources(nbformat.read(target, as_version=4)) == sources(exercise):
+            continue  # unchanged: keep its executed outputs
+        target.parent.mkdir(exist_ok=True)
+        nbformat.write(exercise, target)
+        written.append(target)
+    if run and written:
+        execute_all(written)
+    for stale in set(notebooks(["exercises"])) - {exercise_path(p) for p in notebooks(["solutions"])}:
+        stale.unlink()
+        print(f"removed {stale.relative_to(ROOT)} (its solution is gone)")
+    return written
+
+
+def rewrite_bootstraps() -> None:
+    for path in notebooks():
+        nb = nbformat.read(path, as_version=4)
+        if sync_bootstrap(nb):
+            nbformat.write(nb, path)
+            print(f"updated the bootstrap cell of {path.relative_to(ROOT)} (re-execute it: make execute NB={path})")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("execute", help="re-execute notebooks in place")
+    run.add_argument("paths", nargs="*", default=list(NOTEBOOK_FOLDERS))
+    run.add_argument("--jobs", type=int, default=2)
+    ex = sub.add_parser("exercises", help="regenerate exercises/ from solutions/")
+    ex.add_argument("solutions", nargs="*", help="only these solution notebooks (default: all)")
+    sub.add_parser("bootstrap", help="rewrite every bootstrap cell from _config.yml")
+    args = parser.parse_args(argv)
+    if args.command == "execute":
+        execute_all(args.paths, args.jobs)
+    elif args.command == "exercises":
+        written = make_exercises(only=args.solutions or None)
+        print("\n".join(f"wrote {p.relative_to(ROOT)}" for p in written) or "exercises are up to date")
+    else:
+        rewrite_bootstraps()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
