@@ -304,7 +304,7 @@ def test_partial_answers_and_wrong_types():
     assert verdict.status == "not attempted" and "correct on all 3" in verdict.message
     # a number where a tensor is expected, a string where a number is expected, a non-function
     _fails_with(_with("04_changing_landscape", old_memory_share=lambda g, a, b=None: 0.5), "torch.Tensor")
-    _fails_with(_with("05_rmsprop_scale_change", recovery_steps=lambda b, c: "eighty"), "should return a number")
+    _fails_with(_with("05_rmsprop_scale_change", recovery_steps=lambda b, c: "eighty"), "expected a number")
     _fails_with(_with("06_why_beta1_below_beta2", ema_noise_ratio=0.3), "expected a function")
     # None for some inputs only is a wrong answer, not an unattempted one
     partial = student("03_adagrad_plateau")["crossing_steps"]

@@ -12,7 +12,7 @@ import torch
 from conftest import ROOT
 
 from optbook.checks import implementations as I
-from optbook.checks.core import FAILED, NOT_ATTEMPTED, PASSED
+from optbook.checks.engine import FAILED, NOT_ATTEMPTED, PASSED
 
 
 def function_from(folder: str, notebook: str, name: str):
@@ -401,14 +401,14 @@ def fp16_library_pieces(param, grad, m, v, t, lr, beta1, beta2, eps):
 @pytest.mark.parametrize(
     "wrong, words",
     [
-        (fp16_everything_in_half, ["float16 computation where float32 was meant", "new_m is float16"]),
-        (fp16_cast_back_at_the_end, ["float16 computation where float32 was meant", "inf or NaN"]),
+        (fp16_everything_in_half, ["float16 computation where float32 was meant", "moments and the step"]),
+        (fp16_cast_back_at_the_end, ["float16 computation where float32 was meant"]),
         (fp16_denominator_in_half, ["float16 computation where float32 was meant"]),
     ],
 )
 def test_fp16_mistakes_are_named(wrong, words):
     verdict = I.check_safe_fp16_adam_step(wrong)
-    assert verdict.status == FAILED and verdict.mistake == I.FP16_MISTAKE, verdict
+    assert verdict.status == FAILED and I.FP16_MISTAKE in verdict.mistake, verdict
     for word in words:
         assert word in verdict.message
 
@@ -426,7 +426,9 @@ def test_fp16_weights_left_in_float32():
         return param.float() - lr * (m / (1 - beta1**t)) / ((v / (1 - beta2**t)).sqrt() + eps), m, v
 
     verdict = I.check_safe_fp16_adam_step(forgot_to_round)
-    assert verdict.status == FAILED and "new_param has dtype torch.float32" in verdict.message
+    assert (
+        verdict.status == FAILED and "new_param has dtype float32, but the exercise asks for float16" in verdict.message
+    )
 
 
 # --- What every check does with broken answers --------------------------------------------------------
@@ -459,12 +461,10 @@ def test_an_exception_is_reported_with_the_line():
     "answer, words",
     [
         (lambda g, a, lr, eps: (g.sum(), a + g * g), "update has shape ()"),
-        (
-            lambda g, a, lr, eps: ((-lr * g / ((a + g * g).sqrt() + eps)).float(), a + g * g),
-            "update has dtype torch.float32",
-        ),
+        (lambda g, a, lr, eps: ("-0.1", a + g * g), "update is the text '-0.1'"),
         (lambda g, a, lr, eps: -lr * g / ((a + g * g).sqrt() + eps), "returns 1 value(s), but it should return 2"),
-        (lambda g, a, lr, eps: ([1.0, 2.0], a + g * g), "update should be a torch.Tensor, but it is list"),
+        (lambda g, a, lr, eps: ([1.0, 2.0], a + g * g), "update has shape (2,)"),
+        (lambda g, a, lr, eps: ({"u": 1}, a + g * g), "update should be a torch.Tensor, but it is dict"),
     ],
 )
 def test_wrong_shapes_dtypes_and_types_are_explained(answer, words):
@@ -485,7 +485,8 @@ def test_wrong_shapes_dtypes_and_types_are_explained(answer, words):
 )
 def test_none_and_non_functions(check):
     assert check(lambda *args: None).status == NOT_ATTEMPTED
-    assert check(None).status == FAILED and "expected a function" in check(None).message
+    assert check(None).status == FAILED and "expected your function, got None" in check(None).message
+    assert check(print).status != PASSED
 
 
 def test_an_exception_in_the_fp16_step_is_reported():

@@ -80,7 +80,7 @@ def test_imports_point_down(path):
     [
         "from ..figures import plots\n",  # relative
         "from optbook.apps import bench\n",  # absolute
-        "def f():\n    from ..checks.core import passed\n",  # hidden in a function
+        "def f():\n    from ..checks.engine import passed\n",  # hidden in a function
         "from .. import widgets\n",  # a short name of the package
     ],
 )

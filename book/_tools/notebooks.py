@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -177,19 +178,103 @@ def strip_solution(source: str) -> str:
     return "\n".join(out)
 
 
-def exercise_from_solution(solution) -> nbformat.NotebookNode:
-    """The student's notebook: solution code replaced by stubs, cells tagged ``solution`` removed."""
+STUB_KEY = "exercise_stub"  # a solution cell's metadata: the code the exercise shows in its place
+TITLE = re.compile(r"^# (Solution|Exercise): ", re.MULTILINE)
+
+
+def solution_cell_stub(cell) -> str | None:
+    """The exercise's version of a solution code cell: its ``exercise_stub`` metadata, or its markers stripped.
+
+    Solutions keep the stub in the cell's metadata, so that readers of the solution page see clean code;
+    the ``### BEGIN SOLUTION`` markers are still understood (``migrate_markers`` moves them to metadata).
+    """
+    if STUB_KEY in cell.get("metadata", {}):
+        return cell.metadata[STUB_KEY]
+    if SOLUTION_BEGIN in cell.source:
+        return strip_solution(cell.source)
+    return None
+
+
+def migrate_markers(cell) -> bool:
+    """Move a code cell's ``### BEGIN/END SOLUTION`` and ``# stub:`` lines into its metadata; True if it had any."""
+    if cell.cell_type != "code" or SOLUTION_BEGIN not in cell.source:
+        return False
+    stub = strip_solution(cell.source)
+    keep = [
+        line
+        for line in cell.source.splitlines()
+        if line.strip() not in (SOLUTION_BEGIN, SOLUTION_END) and not line.strip().startswith(STUB_PREFIX)
+    ]
+    cell.metadata[STUB_KEY] = formatted(stub)
+    cell.source = formatted("\n".join(keep))
+    return True
+
+
+def formatted(source: str) -> str:
+    """``source`` as ruff's formatter writes it (the project's settings), or unchanged where ruff cannot."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(ROOT / "exercises" / "cell.py"), "-"],
+            input=source,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+        )
+    except OSError:
+        return source
+    return done.stdout.rstrip("\n") if done.returncode == 0 else source
+
+
+def titles(solution_title: str) -> tuple[str, str]:
+    """("Exercise: ...", "Solution: ...") from a solution notebook's H1 (either prefix, or none)."""
+    topic = TITLE.sub("", solution_title.strip().removeprefix("# ").strip(), count=1)
+    topic = re.sub(r"^(Solution|Exercise): ", "", topic)
+    return f"Exercise: {topic}", f"Solution: {topic}"
+
+
+def _h1(nb) -> tuple[int, str] | None:
+    for k, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return k, line
+    return None
+
+
+def solution_link(solution_path_name: str, solution_title: str) -> str:
+    """The exercise's last cell: a clearly labelled link to its solution page."""
+    return (
+        "```{admonition} When you are done: the solution\n"
+        ":class: tip\n"
+        "When every check says [correct], or when you are stuck, compare your work with the worked solution, "
+        f"code and reasoning: **[{solution_title}](../solutions/{solution_path_name})**.\n"
+        "```"
+    )
+
+
+def exercise_from_solution(solution, name: str | None = None) -> nbformat.NotebookNode:
+    """The student's notebook: solution code replaced by stubs (formatted as ruff would), cells tagged
+    ``solution`` removed, the H1 "Exercise: ...", and a labelled link to the solution at the end."""
     nb = nbformat.v4.new_notebook(metadata=solution.metadata)
+    found = _h1(solution)
+    exercise_title, solution_title = titles(found[1] if found else "# this exercise")
     for cell in solution.cells:
         tags = cell.get("metadata", {}).get("tags", [])
         if "solution" in tags:
             continue
         if cell.cell_type == "code":
-            new = nbformat.v4.new_code_cell(strip_solution(cell.source))
+            stub = solution_cell_stub(cell)
+            new = nbformat.v4.new_code_cell(formatted(stub) if stub is not None else cell.source)
             new.metadata = {k: v for k, v in cell.metadata.items() if k in ("tags",)}
         else:
-            new = nbformat.v4.new_markdown_cell(cell.source, metadata=dict(cell.metadata))
+            source = cell.source
+            if found and cell is solution.cells[found[0]]:
+                source = source.replace(found[1], f"# {exercise_title}", 1)
+            new = nbformat.v4.new_markdown_cell(source, metadata=dict(cell.metadata))
         nb.cells.append(new)
+    if name:
+        nb.cells.append(nbformat.v4.new_markdown_cell(solution_link(name, solution_title)))
     return nb
 
 
@@ -208,7 +293,7 @@ def make_exercises(run: bool = True, only=None) -> list[Path]:
     for solution_path in notebooks(only or ["solutions"]):
         solution = nbformat.read(solution_path, as_version=4)
         target = exercise_path(solution_path)
-        exercise = exercise_from_solution(solution)
+        exercise = exercise_from_solution(solution, solution_path.name)
         if target.exists() and sources(nbformat.read(target, as_version=4)) == sources(exercise):
             continue  # unchanged: keep its executed outputs
         target.parent.mkdir(exist_ok=True)

@@ -5,6 +5,6 @@ recognition of known mistakes). The checks themselves live in ``implementations`
 written by the student) and ``concepts`` (the exercises on each idea of the Principles part).
 """
 
-from .core import Verdict, compare_function, compare_number, failed, not_attempted, passed
+from .engine import Verdict, compare_function, compare_number, failed, not_attempted, passed
 
 __all__ = ["Verdict", "compare_function", "compare_number", "failed", "not_attempted", "passed"]

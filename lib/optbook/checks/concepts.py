@@ -11,7 +11,7 @@ what was verified, the name of a known mistake, where the answer differs, or "no
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 
@@ -19,17 +19,23 @@ from ..core import transforms as T
 from ..lab import landscapes as L
 from ..lab import precision
 from ..lab.run import run
-from .core import (
+from .engine import (
     NOT_ATTEMPTED,
     PASSED,
     StudentError,
     Verdict,
+    _fmt,
     call_student,
     compare_function,
+    compare_scalar_function,
     failed,
     is_unanswered,
+    not_a_function,
     not_attempted,
     passed,
+    read_tensor,
+    recognise,
+    same,
 )
 
 __all__ = [
@@ -73,73 +79,6 @@ def combine(*verdicts: Verdict) -> Verdict:
     return passed(" ".join(v.message for v in verdicts))
 
 
-def _fmt(x) -> str:
-    return (
-        ", ".join(_fmt(a) for a in x)
-        if isinstance(x, (tuple, list))
-        else (
-            str(x).removeprefix("torch.")
-            if isinstance(x, torch.dtype)
-            else f"{x:g}"
-            if isinstance(x, float)
-            else str(x)
-        )
-    )
-
-
-def _same(a: float, b: float, rtol: float, atol: float) -> bool:
-    if math.isinf(a) or math.isinf(b) or math.isnan(a) or math.isnan(b):
-        return a == b or (math.isnan(a) and math.isnan(b))
-    return abs(a - b) <= atol + rtol * abs(b)
-
-
-def compare_scalar_function(
-    student: Callable,
-    reference: Callable,
-    cases: Sequence[tuple],
-    *,
-    what: str,
-    mistakes: dict[str, Callable] | None = None,
-    rtol: float = 1e-6,
-    atol: float = 0.0,
-    show: Callable[[tuple], str] = _fmt,
-    verified: str = "",
-) -> Verdict:
-    """Like :func:`compare_function`, for a function that returns one number (an int, a float, a 0-d tensor)."""
-    if student is None or not callable(student):
-        return failed(f"{what}: expected a function, got {type(student).__name__}")
-    got_all, answers = [], []
-    for case in cases:
-        try:
-            answers.append(call_student(student, *case))
-        except StudentError as err:
-            return failed(f"{what}: {err}")
-    if all(is_unanswered(a) for a in answers):
-        return not_attempted(what)
-    for case, got in zip(cases, answers):
-        if is_unanswered(got):
-            return failed(f"{what}: your function returns {got!r} for ({show(case)}); it should return a number")
-        if isinstance(got, torch.Tensor) and got.numel() != 1:
-            return failed(
-                f"{what}: your function returns a tensor of shape {tuple(got.shape)}; it should return one number"
-            )
-        try:
-            got_all.append(float(got))
-        except (TypeError, ValueError):
-            return failed(f"{what}: your function should return a number, but it returns {type(got).__name__}")
-    expected = [float(reference(*case)) for case in cases]
-    wrong = [k for k, (g, e) in enumerate(zip(got_all, expected)) if not _same(g, e, rtol, atol)]
-    if not wrong:
-        if len(cases) == 1:
-            return passed(f"{what}: {got_all[0]:.6g} is right{verified}.")
-        return passed(f"{what}: correct on all {len(cases)} test cases{verified}.")
-    for description, bad in (mistakes or {}).items():
-        if all(_same(g, float(bad(*case)), rtol, atol) for g, case in zip(got_all, cases)):
-            return failed(f"{what}: {description}.", description)
-    k = wrong[0]
-    return failed(f"{what}: for ({show(cases[k])}) you have {got_all[k]:.6g} where the answer is {expected[k]:.6g}.")
-
-
 def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
@@ -176,6 +115,11 @@ _STEEP_FLAT_MISTAKES = {
     "divides": lambda g, lr, eps: lr / (torch.cat([torch.zeros_like(g[:1]), _cumsum_sq(g)[:-1]]).sqrt() + eps),
     "you summed |g| instead of g^2: the accumulator holds squared gradients": lambda g, lr, eps: (
         lr / (g.abs().cumsum(0).sqrt() + eps)
+    ),
+    "the sum runs over the wrong dimension: accumulate over the steps, dim=0 (rows are steps), not over the "
+    "coordinates": lambda g, lr, eps: lr / (_cumsum_sq(g.T).T.sqrt() + eps),
+    "the learning rate is missing: the effective learning rate is lr / (sqrt(G_t) + eps)": lambda g, lr, eps: (
+        1 / (_cumsum_sq(g).sqrt() + eps)
     ),
 }
 
@@ -282,6 +226,8 @@ _EMPIRICAL_MISTAKES = {
     "the residual is not squared: the squared gradient is (p - y)^2 x^2": lambda w, X, y: (
         (torch.sigmoid(X @ w) - y).abs()[:, None] * X * X
     ).mean(0),
+    "the mean runs over the wrong dimension: average over the samples, dim=0 (one row per sample), which "
+    "leaves one number per weight": lambda w, X, y: (per_sample_grads(w, X, y) ** 2).mean(1),
 }
 
 _FISHER_MISTAKES = {
@@ -540,6 +486,9 @@ def check_rmsprop_scale_change(recovery_steps: Callable, horizons_to_recover: Ca
                 math.log(1 / (c * c))
             ),
             "you tracked |g| instead of g^2 (ln((1 - c)/c))": lambda c: math.log((1 - c) / c),
+            "you used log10 instead of the natural log ln: the horizons come from beta^k = e^(-k(1 - beta))": (
+                lambda c: math.log10((1 - c * c) / (3 * c * c))
+            ),
             "you answered in steps for beta = 0.9, not in horizons: divide by 1/(1 - beta)": lambda c: (
                 recovery_reference(0.9, c)
             ),
@@ -578,6 +527,10 @@ _EMA_MISTAKES = {
         bias_corrected_ema_reference(xs, 1 - b)
     ),
     "your average starts at the first value and is then bias-corrected too: start at m_0 = 0": _ema_from_first,
+    "t counted from 0: the first value is step t = 1, so the first correction is 1 - beta (with t = 0 it "
+    "divides by zero)": lambda xs, b: (
+        _accumulate_ema(xs, b) / (1 - b ** torch.arange(len(xs), dtype=xs.dtype)).reshape(-1, *[1] * (xs.dim() - 1))
+    ),
 }
 
 
@@ -661,35 +614,47 @@ def _walk(chain, lr, wd, steps=40):
     return run(chain(lr, wd), weight_decay_problem(), x0=[2.0, 2.0], steps=steps).params
 
 
+_CHAIN_SETTINGS = [(0.05, 0.1), (0.01, 1.0)]
+
+
 def _check_chain(student, which: str, what: str) -> Verdict:
-    if student is None or not callable(student):
-        return failed(f"{what}: expected a function, got {type(student).__name__}")
-    for lr, wd in [(0.05, 0.1), (0.01, 1.0)]:
+    bad = not_a_function(student, what)
+    if bad is not None:
+        return bad
+    walks = []
+    for lr, wd in _CHAIN_SETTINGS:
         try:
             chain = call_student(student, lr, wd)
         except StudentError as err:
-            return failed(f"{what}: {err}")
+            return failed(f"{what}: {err}.")
         if is_unanswered(chain):
             return not_attempted(what)
         if not isinstance(chain, T.Transform):
             return failed(
                 f"{what}: your function should return a chain of transforms (T.chain(...)), "
-                f"but it returns {type(chain).__name__}"
+                f"but it returns {type(chain).__name__}."
             )
         try:
-            got = _walk(lambda *_, c=chain: c, lr, wd)
+            walks.append(_walk(lambda *_, c=chain: c, lr, wd))
         except Exception as err:  # noqa: BLE001 - the student's chain may fail inside run
-            return failed(f"{what}: running your chain raised {type(err).__name__}: {err}")
-        if not torch.allclose(got, _walk(_CHAINS[which], lr, wd), rtol=1e-9, atol=1e-12, equal_nan=True):
-            for name, ref in _CHAINS.items():
-                if name != which and torch.allclose(got, _walk(ref, lr, wd), rtol=1e-9, atol=1e-12, equal_nan=True):
-                    return failed(f"{what}: {_CHAIN_WORDS[name]}.", _CHAIN_WORDS[name])
-            return failed(
-                f"{what}: with lr={lr:g}, wd={wd:g} your chain walks elsewhere: after 40 steps it is at "
-                f"{_fmt(got[-1].tolist())} where the answer is at "
-                f"{_fmt(_walk(_CHAINS[which], lr, wd)[-1].tolist())}."
-            )
-    return passed(f"{what}: the same walk as the reference on 2 settings of (lr, wd).")
+            return failed(f"{what}: running your chain raised {type(err).__name__}: {str(err).splitlines()[0]}.")
+    expected = [_walk(_CHAINS[which], lr, wd) for lr, wd in _CHAIN_SETTINGS]
+    if all(same(w, e, 1e-9, 1e-12) for w, e in zip(walks, expected)):
+        return passed(f"{what}: the same walk as the reference on 2 settings of (lr, wd).")
+    others = {
+        _CHAIN_WORDS[name]: (lambda lr, wd, ref=ref: _walk(ref, lr, wd))
+        for name, ref in _CHAINS.items()
+        if name != which
+    }
+    mistake = recognise(walks, _CHAIN_SETTINGS, expected, others, lambda a, o: same(a, o, 1e-9, 1e-12))
+    if mistake:
+        return failed(f"{what}: {mistake}.", mistake)
+    k = next(i for i, (w, e) in enumerate(zip(walks, expected)) if not same(w, e, 1e-9, 1e-12))
+    (lr, wd), got, want = _CHAIN_SETTINGS[k], walks[k][-1], expected[k][-1]
+    return failed(
+        f"{what}: with lr={lr:g}, wd={wd:g} your chain walks elsewhere: after 40 steps it is at "
+        f"{_fmt([round(x, 6) for x in got.tolist()])} where the answer is at {_fmt([round(x, 6) for x in want.tolist()])}."
+    )
 
 
 def l2_decay_reference(lr, wd, v_hat, eps):
@@ -854,38 +819,64 @@ _BOWL_MISTAKES = {
 }
 
 
+def _kappa_tolerance(dtype: torch.dtype) -> float:
+    """How far from 1 the condition number of P^T H P may be for a P of ``dtype`` (test bowls: kappa <= 100)."""
+    return 1e-6 if dtype == torch.float64 else max(1e-6, 1e4 * torch.finfo(dtype).eps)
+
+
 def _check_preconditioner(preconditioner, cases, what) -> Verdict:
-    if preconditioner is None or not callable(preconditioner):
-        return failed(f"{what}: expected a function, got {type(preconditioner).__name__}")
-    answers = []
-    for number, H in enumerate(cases, 1):
+    bad = not_a_function(preconditioner, what)
+    if bad is not None:
+        return bad
+    raw = []
+    for H in cases:
         try:
-            P = call_student(preconditioner, H.clone())
+            raw.append(call_student(preconditioner, H, arg_names=("H",)))
         except StudentError as err:
-            return failed(f"{what}: {err}")
+            return failed(f"{what}: {err}.")
+    if all(is_unanswered(P) for P in raw):
+        return not_attempted(what)
+    answers, problem = [], None
+    for number, (P, H) in enumerate(zip(raw, cases), 1):
         if is_unanswered(P):
-            return not_attempted(what)
-        if not isinstance(P, torch.Tensor) or P.shape != H.shape:
-            kind = f"shape {tuple(P.shape)}" if isinstance(P, torch.Tensor) else type(P).__name__
-            return failed(f"{what}: P should be a {H.shape[0]}x{H.shape[0]} tensor like H, but it is {kind}")
-        if not torch.isfinite(P).all():
-            return failed(f"{what}: P contains inf or NaN (test case {number})")
-        answers.append(P.double())
-    kappas = [condition_after(P, H) for P, H in zip(answers, cases)]
-    if all(k <= 1 + 1e-6 for k in kappas):
+            problem = f"your function returns {P!r} on test case {number}; it should return a matrix P"
+            break
+        try:
+            answers.append(read_tensor(P, "P", H))
+        except ValueError as err:
+            problem = f"{err} (test case {number}, a {H.shape[0]}x{H.shape[0]} H)"
+            break
+    kappas = []
+    if problem is None:
+        for number, (P, H) in enumerate(zip(answers, cases), 1):
+            try:
+                kappas.append(condition_after(P.double(), H))
+            except (RuntimeError, ValueError):  # LinAlgError: extreme values overflow P^T H P
+                problem = (
+                    f"P^T H P cannot be diagonalised on test case {number}: your P has extreme values "
+                    f"(largest |P| = {float(P.abs().max()):.3g})"
+                )
+                break
+    if problem is None and all(k <= 1 + _kappa_tolerance(P.dtype) for k, P in zip(kappas, answers)):
         return passed(
             f"{what}: P^T H P has condition number 1 on all {len(cases)} test cases (an axis-aligned "
             "canyon, a rotated one, a random 3-D bowl)."
         )
-    for description, wrong in _BOWL_MISTAKES.items():
-        if all(torch.allclose(P, wrong(H), rtol=1e-6, atol=1e-9) for P, H in zip(answers, cases)):
-            return failed(f"{what}: {description}.", description)
-    k = next(i for i, kappa in enumerate(kappas) if not kappa <= 1 + 1e-6)
+    mistake = recognise(raw, [(H,) for H in cases], [None] * len(cases), _BOWL_MISTAKES, _same_matrix)
+    if mistake:
+        return failed(f"{what}: {mistake}.", mistake)
+    if problem:
+        return failed(f"{what}: {problem}.")
+    k = next(i for i, (kappa, P) in enumerate(zip(kappas, answers)) if not kappa <= 1 + _kappa_tolerance(P.dtype))
     before = condition_after(torch.eye(len(cases[k]), dtype=torch.float64), cases[k])
     return failed(
         f"{what}: on test case {k + 1} (condition number {before:.4g}) the bowl after your P, P^T H P, "
-        f"still has condition number {kappas[k]:.4g}; it should be 1."
+        f"still has condition number {kappas[k]:.7g}; it should be 1 (within {_kappa_tolerance(answers[k].dtype):.0e})."
     )
+
+
+def _same_matrix(P, wrong) -> bool:
+    return wrong is not None and same(P, wrong, 1e-6, 1e-9)
 
 
 def check_round_bowl(preconditioner: Callable, leap_steps: Callable) -> Verdict:

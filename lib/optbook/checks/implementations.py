@@ -21,7 +21,7 @@ import torch
 from ..core import transforms as T
 from ..lab.landscapes import ReddiCounterexample
 from ..lab.run import run
-from .core import (
+from .engine import (
     FAILED,
     StudentError,
     Verdict,
@@ -32,7 +32,6 @@ from .core import (
     is_unanswered,
     not_attempted,
     passed,
-    recognise_mistake,
 )
 
 __all__ = [
@@ -58,26 +57,6 @@ def _rand(shape, seed: int, low: float = -1.0, high: float = 1.0, dtype=F64) -> 
     return (low + (high - low) * torch.rand(shape, generator=gen, dtype=F64)).to(dtype)
 
 
-def _judge(student, reference, cases, *, what, mistakes, output_names, verified, rtol=1e-6, atol=1e-9) -> Verdict:
-    """``compare_function``, then a second look for a known mistake that blows up where the student's does."""
-    verdict = compare_function(
-        student,
-        reference,
-        cases,
-        what=what,
-        mistakes=mistakes,
-        output_names=output_names,
-        rtol=rtol,
-        atol=atol,
-        verified=verified,
-    )
-    if verdict.status == FAILED and verdict.mistake is None:
-        name = recognise_mistake(student, reference, cases, mistakes, rtol=rtol, atol=atol)
-        if name:
-            return failed(f"{what}: {name}.", name)
-    return verdict
-
-
 # --- Exercise 10: AdaGrad ---------------------------------------------------------------------------
 
 
@@ -94,15 +73,31 @@ def _denominator(memory, eps, eps_inside: bool, root: bool):
 
 
 def _adagrad_math(
-    grad, accumulator, lr, eps, *, memory="sum", eps_inside=False, sign=-1.0, use_old=False, root=True, square=True
+    grad,
+    accumulator,
+    lr,
+    eps,
+    *,
+    memory="sum",
+    eps_inside=False,
+    sign=-1.0,
+    use_old=False,
+    root=True,
+    square="square",
+    lr_power=1,
+    eps_stored=False,
+    keep_state=False,
 ):
-    g2 = grad * grad if square else grad.abs()
+    g2 = {"square": grad * grad, "abs": grad.abs(), "plain": grad}[square]
     new = {"sum": accumulator + g2, "reset": g2, "mean": 0.5 * (accumulator + g2), "ema": 0.9 * accumulator + 0.1 * g2}[
         memory
     ]
-    denom_of = accumulator if use_old else new
-    denom = _denominator(denom_of, eps, eps_inside, root)
-    return sign * lr * grad / denom, new
+    if eps_stored:  # eps added to the memory, and the root of the memory is the denominator
+        new = new + eps
+        denom = (accumulator + eps if use_old else new).sqrt()
+    else:
+        denom = _denominator(accumulator if use_old else new, eps, eps_inside, root)
+    return sign * lr**lr_power * grad / denom, (accumulator.clone() if keep_state else new)
 
 
 ADAGRAD_MISTAKES = {
@@ -123,7 +118,17 @@ ADAGRAD_MISTAKES = {
     "the square root is missing: divide by sqrt(new_accumulator) + eps, not by new_accumulator + eps": functools.partial(
         _adagrad_math, root=False
     ),
-    "the accumulator sums |grad| instead of grad**2": functools.partial(_adagrad_math, square=False),
+    "the accumulator sums |grad| instead of grad**2": functools.partial(_adagrad_math, square="abs"),
+    "the accumulator adds grad instead of grad**2: AdaGrad sums SQUARED gradients, accumulator + grad**2": (
+        functools.partial(_adagrad_math, square="plain")
+    ),
+    "the learning rate is applied twice (lr**2): update = -lr * grad / (sqrt(new_accumulator) + eps)": (
+        functools.partial(_adagrad_math, lr_power=2)
+    ),
+    "epsilon is stored into the accumulator: new_accumulator = accumulator + grad**2 only; eps belongs to the "
+    "denominator, sqrt(new_accumulator) + eps": functools.partial(_adagrad_math, eps_stored=True),
+    "the state is not carried to the next step: you return the old accumulator; return accumulator + grad**2, "
+    "the memory the next step needs": functools.partial(_adagrad_math, keep_state=True),
 }
 
 
@@ -132,13 +137,14 @@ def _adagrad_cases():
         (_vec(0.5, -2.0, 0.1), _vec(1.0, 0.25, 4.0), 0.1, 1e-10),  # a later step
         (_rand((2, 3), 1, -3, 3), _rand((2, 3), 2, 0.5, 9.0), 0.01, 1e-10),  # a 2-D parameter
         (_vec(3.0, -0.5, 0.0), torch.zeros(3, dtype=F64), 0.5, 1e-10),  # the first step, a zero gradient
-        (_vec(0.2, -0.1, 0.05), _vec(0.01, 0.04, 0.0), 1.0, 0.5),  # a large eps
+        (_vec(0.2, -0.1, 0.05), _vec(0.01, 0.04, 0.0), 0.3, 0.5),  # a large eps
+        (_vec(0.05, -0.02), _vec(1e-6, 4e-6), 0.02, 1e-8),  # after a quiet stretch: the step exceeds lr
     ]
 
 
 def check_adagrad_update(adagrad_update) -> Verdict:
     """Check ``adagrad_update(grad, accumulator, lr, eps) -> (update, new_accumulator)`` against ``scale_by_rss``."""
-    return _judge(
+    return compare_function(
         adagrad_update,
         _adagrad_reference,
         _adagrad_cases(),
@@ -160,9 +166,23 @@ def _rmsprop_reference(grad, square_avg, lr, beta, eps):
 
 
 def _rmsprop_math(
-    grad, square_avg, lr, beta, eps, *, memory="ema", eps_inside=False, sign=-1.0, use_old=False, root=True
+    grad,
+    square_avg,
+    lr,
+    beta,
+    eps,
+    *,
+    memory="ema",
+    eps_inside=False,
+    sign=-1.0,
+    use_old=False,
+    root=True,
+    square=True,
+    lr_power=1,
+    eps_stored=False,
+    keep_state=False,
 ):
-    g2 = grad * grad
+    g2 = grad * grad if square else grad
     new = {
         "ema": beta * square_avg + (1 - beta) * g2,
         "no_factor": beta * square_avg + g2,
@@ -170,9 +190,12 @@ def _rmsprop_math(
         "sum": square_avg + g2,
         "reset": g2,
     }[memory]
-    denom_of = square_avg if use_old else new
-    denom = _denominator(denom_of, eps, eps_inside, root)
-    return sign * lr * grad / denom, new
+    if eps_stored:
+        new = new + eps
+        denom = (square_avg + eps if use_old else new).sqrt()
+    else:
+        denom = _denominator(square_avg if use_old else new, eps, eps_inside, root)
+    return sign * lr**lr_power * grad / denom, (square_avg.clone() if keep_state else new)
 
 
 RMSPROP_MISTAKES = {
@@ -195,6 +218,15 @@ RMSPROP_MISTAKES = {
         _rmsprop_math, use_old=True
     ),
     "the square root is missing: divide by sqrt(new_square_avg) + eps": functools.partial(_rmsprop_math, root=False),
+    "the average takes grad instead of grad**2: RMSProp averages SQUARED gradients, "
+    "beta * square_avg + (1 - beta) * grad**2": functools.partial(_rmsprop_math, square=False),
+    "the learning rate is applied twice (lr**2): update = -lr * grad / (sqrt(new_square_avg) + eps)": (
+        functools.partial(_rmsprop_math, lr_power=2)
+    ),
+    "epsilon is stored into the average: new_square_avg = beta * square_avg + (1 - beta) * grad**2 only; eps "
+    "belongs to the denominator, sqrt(new_square_avg) + eps": functools.partial(_rmsprop_math, eps_stored=True),
+    "the state is not carried to the next step: you return the old square_avg; return the new average, "
+    "the memory the next step needs": functools.partial(_rmsprop_math, keep_state=True),
 }
 
 
@@ -203,13 +235,14 @@ def _rmsprop_cases():
         (_vec(0.5, -2.0, 0.1), _vec(1.0, 0.25, 4.0), 0.01, 0.9, 1e-8),  # a later step
         (_rand((2, 3), 3, -3, 3), _rand((2, 3), 4, 0.5, 9.0), 0.001, 0.99, 1e-8),  # a 2-D parameter
         (_vec(3.0, -0.5, 0.0), torch.zeros(3, dtype=F64), 0.1, 0.9, 1e-8),  # the first step, a zero gradient
-        (_vec(0.2, -0.1, 0.05), _vec(0.01, 0.04, 0.0), 1.0, 0.7, 0.5),  # a large eps
+        (_vec(0.2, -0.1, 0.05), _vec(0.01, 0.04, 0.0), 0.3, 0.7, 0.5),  # a large eps
+        (_vec(0.5, -0.05), _vec(1e-6, 1e-8), 0.01, 0.99, 1e-8),  # after a quiet stretch: the step exceeds lr
     ]
 
 
 def check_rmsprop_update(rmsprop_update) -> Verdict:
     """Check ``rmsprop_update(grad, square_avg, lr, beta, eps) -> (update, new_square_avg)`` against scale_by_rms."""
-    return _judge(
+    return compare_function(
         rmsprop_update,
         _rmsprop_reference,
         _rmsprop_cases(),
@@ -251,12 +284,23 @@ def _adam_math(
     use_old=False,
     return_corrected=False,
     swap_betas=False,
+    root=True,
+    v_square=True,
+    amsgrad=False,
+    lr_power=1,
+    keep_state=False,
+    square_dtype=None,
 ):
     """Adam written out plainly, with one switch per known mistake (all off: the right answer)."""
     if swap_betas:
         beta1, beta2 = beta2, beta1
     new_m = beta1 * m + ((1 - beta1) if m_factor else 1.0) * grad
-    new_v = beta2 * v + ((1 - beta2) if v_factor else 1.0) * grad * grad
+    g2 = grad * grad if v_square else grad
+    if square_dtype is not None:  # the square taken in a low precision before it meets the state
+        g2 = (grad.to(square_dtype) * grad.to(square_dtype)).to(grad.dtype)
+    new_v = beta2 * v + ((1 - beta2) if v_factor else 1.0) * g2
+    if amsgrad:
+        new_v = torch.maximum(v, new_v)
     mm, vv = (m, v) if use_old else (new_m, new_v)
     s = t + t_shift
     c1 = (1 - beta1**s) if correct_m else 1.0
@@ -266,11 +310,15 @@ def _adam_math(
         denom = (v_hat + eps).sqrt()
     elif eps_before_correction:
         denom = (vv.sqrt() + eps) / math.sqrt(c2)
+    elif not root:
+        denom = v_hat + eps
     else:
         denom = v_hat.sqrt() + eps
-    update = sign * lr * m_hat / denom
+    update = sign * lr**lr_power * m_hat / denom
     if return_corrected:
         return update, new_m / c1, new_v / c2
+    if keep_state:
+        return update, m.clone(), v.clone()
     return update, new_m, new_v
 
 
@@ -312,6 +360,15 @@ def _adam_mistakes(make=_adam_math):
         ),
         "you returned the bias-corrected moments as the new state: keep the raw new_m and new_v (the corrections "
         "are recomputed from t at every step)": p(make, return_corrected=True),
+        "the square root is missing: divide by sqrt(v_hat) + eps, not by v_hat + eps": p(make, root=False),
+        "the second moment takes grad instead of grad**2: new_v = beta2 * v + (1 - beta2) * grad**2": p(
+            make, v_square=False
+        ),
+        "you kept the maximum of v (that is AMSGrad, not Adam): new_v = beta2 * v + (1 - beta2) * grad**2, "
+        "even when it is smaller than v": p(make, amsgrad=True),
+        "the learning rate is applied twice (lr**2): update = -lr * m_hat / (sqrt(v_hat) + eps)": p(make, lr_power=2),
+        "the state is not carried to the next step: you return the old m and v; return new_m and new_v, "
+        "the memory the next step needs": p(make, keep_state=True),
     }
 
 
@@ -323,13 +380,14 @@ def _adam_cases():
         (_vec(0.5, -2.0, 0.1), _vec(0.2, -0.5, 0.05), _vec(0.3, 1.0, 0.02), 3, 0.01, 0.9, 0.999, 1e-8),
         (_rand((2, 3), 5, -3, 3), _rand((2, 3), 6, -1, 1), _rand((2, 3), 7, 0.5, 4.0), 10, 0.05, 0.8, 0.95, 1e-8),
         (_vec(3.0, -0.5, 0.0), torch.zeros(3, dtype=F64), torch.zeros(3, dtype=F64), 1, 0.1, 0.9, 0.999, 1e-8),
-        (_vec(0.02, -0.01, 0.0), _vec(0.01, -0.02, 0.03), _vec(1e-4, 4e-4, 1e-4), 2, 1.0, 0.5, 0.9, 0.1),
+        (_vec(0.02, -0.01, 0.0), _vec(0.01, -0.02, 0.03), _vec(1e-4, 4e-4, 1e-4), 2, 0.2, 0.5, 0.9, 0.1),
+        (_vec(0.05, -0.01), _vec(0.3, -0.2), _vec(0.25, 0.09), 25, 0.003, 0.7, 0.9, 1e-6),  # v shrinks, t = 25
     ]
 
 
 def check_adam_update(adam_update) -> Verdict:
     """Check ``adam_update(grad, m, v, t, lr, beta1, beta2, eps) -> (update, new_m, new_v)`` against scale_by_adam."""
-    return _judge(
+    return compare_function(
         adam_update,
         _adam_reference,
         _adam_cases(),
@@ -368,14 +426,26 @@ def _adamw_math(
     decay_lr=True,
     decay_after=False,
     decay_sign=-1.0,
+    decay_times=1,
+    decay_in_denominator=False,
+    both=False,
+    return_change=False,
     **adam_switches,
 ):
-    if coupled:
+    if coupled or both:
         grad = grad + weight_decay * param
     update, new_m, new_v = _adam_math(grad, m, v, t, lr, beta1, beta2, eps, **adam_switches)
     if coupled:
         return param + update, new_m, new_v
     decay = (lr if decay_lr else 1.0) * weight_decay
+    if decay_in_denominator:  # the decay term divided by Adam's denominator, next to m_hat
+        s = t + adam_switches.get("t_shift", 0)
+        v_hat = new_v / (1 - beta2**s)
+        return param + update - lr * weight_decay * param / (v_hat.sqrt() + eps), new_m, new_v
+    if return_change:
+        return decay_sign * decay * param + update, new_m, new_v
+    if decay_times == 2:
+        return param * (1 - decay) ** 2 + update, new_m, new_v
     if decay_after:
         stepped = param + update
         return stepped + decay_sign * decay * stepped, new_m, new_v
@@ -396,6 +466,17 @@ def _adamw_mistakes():
         ),
         "the decay is applied to the parameter after the Adam step: torch.optim.AdamW decays the old parameter, "
         "param * (1 - lr * weight_decay), and then adds the Adam step": p(_adamw_math, decay_after=True),
+        "the decay is applied twice: param * (1 - lr * weight_decay) once per step, then the Adam step": p(
+            _adamw_math, decay_times=2
+        ),
+        "the decay is divided by Adam's denominator (lr * weight_decay * param / (sqrt(v_hat) + eps)): AdamW "
+        "subtracts lr * weight_decay * param as it is, outside the adaptive scaling": p(
+            _adamw_math, decay_in_denominator=True
+        ),
+        "both L2 and decoupled decay are applied: AdamW keeps weight_decay * param OUT of the gradient "
+        "and only shrinks the parameter directly": p(_adamw_math, both=True),
+        "you returned the change instead of the new parameter: new_param = param - lr * weight_decay * param "
+        "+ (the Adam step)": p(_adamw_math, return_change=True),
     }
     for description, wrong in _adam_mistakes().items():
         mistakes[description] = p(_adamw_math, **wrong.keywords)
@@ -463,7 +544,7 @@ def check_adamw_update(adamw_update) -> Verdict:
 
     It returns ``(new_param, new_m, new_v)``; the reference is the library's AdamW chain.
     """
-    return _judge(
+    return compare_function(
         adamw_update,
         _adamw_reference,
         _adamw_cases(),
@@ -530,7 +611,7 @@ def _regret_cases():
 
 def check_average_regret(average_regret) -> Verdict:
     """Check ``average_regret(xs, landscape)``: the mean of $f_t(x_{t-1}) - f_t(x^*)$ over a walk ``xs`` of T steps."""
-    return _judge(
+    return compare_function(
         average_regret,
         _regret_reference,
         _regret_cases(),
@@ -579,6 +660,7 @@ def check_reddi_counterexample(adam_final, adam_regret, amsgrad_final, amsgrad_r
             what="Adam's average regret",
             rtol=1e-4,
             atol=1e-6,
+            decimals=4,  # the numbers may be copied from the notebook's 4-decimal printout
             hints={
                 adam[2]: "the step count is off by one: f_t is played at the point before step t",
                 adam[1] * steps: "that is the total regret; divide it by the number of steps",
@@ -599,6 +681,7 @@ def check_reddi_counterexample(adam_final, adam_regret, amsgrad_final, amsgrad_r
             what="AMSGrad's average regret",
             rtol=1e-4,
             atol=1e-6,
+            decimals=4,  # the numbers may be copied from the notebook's 4-decimal printout
             hints={
                 ams[2]: "the step count is off by one: f_t is played at the point before step t",
                 ams[1] * steps: "that is the total regret; divide it by the number of steps",
@@ -631,13 +714,30 @@ def _fp16_reference(param, grad, m, v, t, lr, beta1, beta2, eps):
     return (p32 + u).to(param.dtype), state["exp_avg"], state["exp_avg_sq"]
 
 
-def _fp16_math(param, grad, m, v, t, lr, beta1, beta2, eps, *, work=torch.float32, denom_dtype=None, **adam_switches):
+def _fp16_math(
+    param,
+    grad,
+    m,
+    v,
+    t,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    *,
+    work=torch.float32,
+    denom_dtype=None,
+    return_change=False,
+    **adam_switches,
+):
     """Adam on a float16 parameter with the arithmetic in ``work`` (float16: the mistake)."""
     update, new_m, new_v = _adam_math(grad.to(work), m.to(work), v.to(work), t, lr, beta1, beta2, eps, **adam_switches)
     if denom_dtype is not None:  # the step recomputed with its denominator in float16
         c2 = 1 - beta2**t
         denom = ((new_v / c2).sqrt().to(denom_dtype) + torch.tensor(eps, dtype=denom_dtype)).to(work)
         update = -lr * (new_m / (1 - beta1**t)) / denom
+    if return_change:
+        return update.to(param.dtype), new_m.float(), new_v.float()
     return (param.to(work) + update).to(param.dtype), new_m.float(), new_v.float()
 
 
@@ -650,6 +750,13 @@ FP16_MISTAKES = {
         _fp16_math, denom_dtype=torch.float16
     ),
 }
+FP16_MISTAKES[
+    f"{FP16_MISTAKE}: grad**2 is computed in float16 before it meets the float32 state, and the square of a "
+    "small gradient (1e-4) underflows to 0 there; convert grad to float32 first, then square it"
+] = functools.partial(_fp16_math, square_dtype=torch.float16)
+FP16_MISTAKES[
+    "you returned the change instead of the new parameter: new_param = param + (the Adam step), in float16"
+] = functools.partial(_fp16_math, return_change=True)
 FP16_MISTAKES.update(
     {
         d: functools.partial(_fp16_math, **w.keywords)
@@ -703,10 +810,10 @@ def _fp16_cases():
 
 
 def _fp16_symptom(student, cases) -> str | None:
-    """A float16 state, or inf/NaN where the float32 reference is finite: the float16 mistake, whatever its code."""
-    for case in cases:
+    """A float16 state, or inf/NaN where the float32 reference is finite: what a float16 computation does."""
+    for number, case in enumerate(cases, 1):
         try:
-            got = call_student(student, *[a.clone() if isinstance(a, torch.Tensor) else a for a in case])
+            got = call_student(student, *case, arg_names=FP16_ARGS)
         except StudentError:
             return None
         if is_unanswered(got) or not isinstance(got, (tuple, list)) or len(got) != 3:
@@ -722,11 +829,15 @@ def _fp16_symptom(student, cases) -> str | None:
         expected = _fp16_reference(*case)
         if got[0].shape == expected[0].shape and not torch.isfinite(got[0]).all():
             return (
-                f"{FP16_MISTAKE}: your new_param contains inf or NaN where the float32 computation is finite; "
-                "in float16 eps = 1e-8 rounds to 0 and a tiny grad**2 underflows to 0, so the step divides by "
-                "zero. Convert grad to float32 and compute the moments and the step there"
+                f"your new_param contains inf or NaN on test case {number}, where the float32 computation is "
+                "finite. If you computed in float16: there eps = 1e-8 rounds to 0 and a tiny grad**2 underflows "
+                "to 0, so the step divides by zero; convert grad to float32 and compute the moments and the step "
+                "there. Otherwise look for a division by zero (a bias correction 1 - beta**t with t = 0?)"
             )
     return None
+
+
+FP16_ARGS = ("param", "grad", "m", "v", "t", "lr", "beta1", "beta2", "eps")
 
 
 def check_safe_fp16_adam_step(safe_fp16_adam_step) -> Verdict:
@@ -738,11 +849,8 @@ def check_safe_fp16_adam_step(safe_fp16_adam_step) -> Verdict:
     """
     what = "safe float16 Adam step"
     cases = _fp16_cases()
-    symptom = _fp16_symptom(safe_fp16_adam_step, cases)
-    if symptom:
-        return failed(f"{what}: {symptom}.", FP16_MISTAKE)
     # new_param: within one float16 rounding of the float32 answer; the moments: float32 precision
-    verdict = _judge(
+    verdict = compare_function(
         safe_fp16_adam_step,
         _fp16_reference,
         cases,
@@ -752,7 +860,13 @@ def check_safe_fp16_adam_step(safe_fp16_adam_step) -> Verdict:
         rtol=2**-10,
         atol=1e-7,
         verified="",
+        arg_names=FP16_ARGS,
+        dtype_required=True,  # the text asks for float16 weights and float32 moments
     )
+    if verdict.status == FAILED and verdict.mistake is None:
+        symptom = _fp16_symptom(safe_fp16_adam_step, cases)
+        if symptom:
+            return failed(f"{what}: {symptom}.", FP16_MISTAKE if symptom.startswith(FP16_MISTAKE) else None)
     if not verdict.passed:
         return verdict
     moments = compare_function(
@@ -763,6 +877,8 @@ def check_safe_fp16_adam_step(safe_fp16_adam_step) -> Verdict:
         output_names=("new_m", "new_v"),
         rtol=1e-5,
         atol=1e-12,
+        mistakes={d: (lambda *a, w=w: w(*a)[1:]) for d, w in FP16_MISTAKES.items()},
+        arg_names=FP16_ARGS,
     )
     if not moments.passed:
         return moments
