@@ -3,7 +3,7 @@ usual mistakes.
 
 The student's functions are taken from the notebooks themselves: the solution cell of
 ``solutions/NN_name.ipynb`` is executed as written, and the stub is the same cell as the exercise shows it
-(``strip_solution``), so these tests break when a notebook and its check drift apart.
+(the ``exercise_stub`` metadata), so these tests break when a notebook and its check drift apart.
 """
 
 import math
@@ -12,7 +12,7 @@ import nbformat
 import pytest
 import torch
 from conftest import ROOT
-from notebooks import SOLUTION_BEGIN, strip_solution
+from notebooks import STUB_KEY
 
 from optbook.checks import concepts as C
 from optbook.core import transforms as T
@@ -35,18 +35,18 @@ def _namespace():
     return {"torch": torch, "math": math, "T": T, "per_sample_grads": C.per_sample_grads}
 
 
-def _solution_source(name):
+def _solution_cell(name):
     nb = nbformat.read(ROOT / "solutions" / f"{name}.ipynb", as_version=4)
-    cells = [c.source for c in nb.cells if c.cell_type == "code" and SOLUTION_BEGIN in c.source]
+    cells = [c for c in nb.cells if c.cell_type == "code" and STUB_KEY in c.metadata]
     assert len(cells) == 1, f"{name}: expected one solution cell"
     return cells[0]
 
 
 def student(name, stub=False):
     """The functions of the solution cell (or of the exercise's stub), by name."""
-    source = _solution_source(name)
+    cell = _solution_cell(name)
     ns = _namespace()
-    exec(compile(strip_solution(source) if stub else source, f"<{name}>", "exec"), ns)  # noqa: S102
+    exec(compile(cell.metadata[STUB_KEY] if stub else cell.source, f"<{name}>", "exec"), ns)  # noqa: S102
     return ns
 
 
