@@ -597,8 +597,7 @@ if __name__ == "__main__":
     print("\n".join(misses))
     b_named, b_total, b_misses = named_share(BLIND)
     print(f"blind submissions (no model added for them) named precisely: {b_named} of {b_total}")
-    print(
-        f"all new wrong submissions: {named + b_named} of {total + b_total} ({(named + b_named) / (total + b_total):.1%})"
-    )
+    share = (named + b_named) / (total + b_total)
+    print(f"all new wrong submissions: {named + b_named} of {total + b_total} ({share:.1%})")
     print("\n".join(b_misses))
     sys.exit(0 if named / total >= 0.8 else 1)
