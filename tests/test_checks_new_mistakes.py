@@ -78,6 +78,33 @@ def test_in_place_updates_are_rejected_by_name(check, wrong, argument):
     assert "return new tensors instead" in verdict.message
 
 
+def test_the_walking_cell_of_exercise_13_does_not_claim_agreement_for_an_in_place_update(capsys):
+    """An in-place AdamW corrupts the walk; NaN must not read as agreement (max(0.0, nan) is 0.0)."""
+    import contextlib
+    import io
+
+    import nbformat
+    from conftest import ROOT
+
+    from optbook.lab import landscapes as L
+
+    nb = nbformat.read(ROOT / "solutions" / "13_implement_adamw.ipynb", as_version=4)
+    cell = next(c.source for c in nb.cells if c.cell_type == "code" and "largest difference from" in c.source)
+
+    def adamw_update(param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay):
+        m.mul_(beta1).add_(grad, alpha=1 - beta1)  # m and v are the same zero tensor at the first call
+        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        step = lr * (m / (1 - beta1**t)) / ((v / (1 - beta2**t)).sqrt() + eps)
+        return param * (1 - lr * weight_decay) - step, m, v
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(cell, {"torch": torch, "L": L, "adamw_update": adamw_update})  # noqa: S102 - our own notebook
+    text = out.getvalue()
+    assert "largest difference from torch.optim.AdamW" in text
+    assert "below 1e-12" not in text, text
+
+
 # --- float32 answers where no dtype is asked: accepted -----------------------------------------------------
 
 

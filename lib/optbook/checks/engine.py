@@ -413,7 +413,7 @@ def compare_scalar_function(
         try:
             numbers_.append(read_number(got, "your answer"))
         except ValueError as err:
-            problem = f"for ({show(case)}) {err}"
+            problem = f"for ({show(case)}) {err}" if case else str(err)
             break
 
     def ok(g, e):
@@ -429,7 +429,8 @@ def compare_scalar_function(
     if problem:
         return failed(f"{what}: {problem}.")
     k = next(i for i, (g, e) in enumerate(zip(numbers_, expected)) if not ok(g, e))
-    return failed(f"{what}: for ({show(cases[k])}) you have {numbers_[k]:.6g} where the answer is {expected[k]:.6g}.")
+    where = f"for ({show(cases[k])}) " if cases[k] else ""
+    return failed(f"{what}: {where}you have {numbers_[k]:.6g} where the answer is {expected[k]:.6g}.")
 
 
 def _close(a: float, b: float, rtol: float, atol: float) -> bool:
