@@ -182,6 +182,26 @@ def test_a_printout_copied_with_4_decimals_is_accepted():
     assert I.check_reddi_counterexample(*off).status == FAILED
 
 
+def test_a_step_count_rounded_up_is_accepted_where_the_text_allows_it():
+    def crossing_steps(xs, start, end):
+        a, b = (xs >= start).nonzero(), (xs >= end).nonzero()
+        return int(b[0]) - int(a[0]) if len(a) and len(b) else -1
+
+    def rounded_up(lr, G, distance, slope):
+        return math.ceil(distance * math.sqrt(G) / (lr * slope))
+
+    def rounded_down(lr, G, distance, slope):
+        return math.floor(distance * math.sqrt(G) / (lr * slope))
+
+    assert C.check_adagrad_plateau(crossing_steps, rounded_up).status == PASSED
+    assert C.check_adagrad_plateau(crossing_steps, rounded_down).status == FAILED
+
+
+def test_the_float16_weights_are_required_and_the_message_says_the_text_asks():
+    verdict = I.check_safe_fp16_adam_step(lambda p, g, m, v, *a: (p.float(), m, v))
+    assert verdict.status == FAILED and "the exercise asks for float16" in verdict.message, verdict
+
+
 # --- Wrong submissions that name their mistake ---------------------------------------------------------
 
 
