@@ -290,6 +290,7 @@ def _adam_math(
     lr_power=1,
     keep_state=False,
     square_dtype=None,
+    correction_power=True,
 ):
     """Adam written out plainly, with one switch per known mistake (all off: the right answer)."""
     if swap_betas:
@@ -303,8 +304,8 @@ def _adam_math(
         new_v = torch.maximum(v, new_v)
     mm, vv = (m, v) if use_old else (new_m, new_v)
     s = t + t_shift
-    c1 = (1 - beta1**s) if correct_m else 1.0
-    c2 = (1 - beta2**s) if correct_v else 1.0
+    c1 = ((1 - beta1**s) if correction_power else (1 - beta1)) if correct_m else 1.0
+    c2 = ((1 - beta2**s) if correction_power else (1 - beta2)) if correct_v else 1.0
     m_hat, v_hat = mm / c1, vv / c2
     if eps_inside:
         denom = (v_hat + eps).sqrt()
@@ -369,6 +370,8 @@ def _adam_mistakes(make=_adam_math):
         "the learning rate is applied twice (lr**2): update = -lr * m_hat / (sqrt(v_hat) + eps)": p(make, lr_power=2),
         "the state is not carried to the next step: you return the old m and v; return new_m and new_v, "
         "the memory the next step needs": p(make, keep_state=True),
+        "the bias correction has no power t: divide by 1 - beta1**t and 1 - beta2**t (beta to the power of "
+        "this step's number), not by 1 - beta1 and 1 - beta2": p(make, correction_power=False),
     }
 
 
