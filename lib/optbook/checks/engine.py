@@ -122,7 +122,9 @@ def call_student(fn: Callable, *args, arg_names: Sequence[str] | None = None, **
 
 
 def _identical(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a.nan_to_num(7.0), b.nan_to_num(7.0))
+    if a.shape != b.shape or a.dtype != b.dtype or a.device != b.device:
+        return False
+    return torch.equal(a.detach().nan_to_num(7.0), b.detach().nan_to_num(7.0))
 
 
 def _argument_name(fn, k: int, arg_names) -> str:
@@ -177,6 +179,7 @@ def read_tensor(value, name: str, like: torch.Tensor, *, dtype_required: bool = 
                 value = torch.as_tensor(value.copy() if hasattr(value, "copy") else value)
             except (TypeError, ValueError, RuntimeError):
                 raise ValueError(f"{name} should be a torch.Tensor, but it is {type(value).__name__}") from None
+    value = value.detach().cpu()  # a tensor on the GPU, or one that requires grad, is read as its values
     if value.is_complex():
         raise ValueError(f"{name} has complex numbers ({value.dtype}); it should be real")
     if value.shape != like.shape:
@@ -258,7 +261,7 @@ def same(got, expected, rtol: float = 1e-6, atol: float = 1e-9) -> bool:
         return False
     if g.is_complex() or e.is_complex():
         return False
-    g64, e64 = g.detach().double(), e.detach().double()
+    g64, e64 = g.detach().cpu().double(), e.detach().cpu().double()
     if not torch.equal(torch.isnan(g64), torch.isnan(e64)) or not torch.equal(torch.isinf(g64), torch.isinf(e64)):
         return False
     finite = torch.isfinite(e64)
