@@ -809,6 +809,18 @@ def _fp16_cases():
             0.95,
             1e-8,
         ),
+        # an eps as large as sqrt(v_hat), other betas: a hard-coded eps = 1e-8 or beta2 = 0.999 shows
+        (
+            _vec(0.5, -0.25, 2.0, dtype=h),
+            _vec(1e-4, -2e-4, 0.0, dtype=h),
+            torch.zeros(3, dtype=f),
+            torch.zeros(3, dtype=f),
+            1,
+            1e-2,
+            0.5,
+            0.99,
+            1e-4,
+        ),
     ]
 
 
@@ -887,6 +899,6 @@ def check_safe_fp16_adam_step(safe_fp16_adam_step) -> Verdict:
         return moments
     return passed(
         f"{what}: correct on all {len(cases)} test cases: no inf or NaN (a gradient of 1e-4 whose square "
-        "underflows in float16, a zero gradient, eps = 1e-8), new_param within one float16 rounding of the "
+        "underflows in float16, a zero gradient, eps = 1e-8 and 1e-4), new_param within one float16 rounding of the "
         "float32 reference, and m and v equal to it in float32."
     )
