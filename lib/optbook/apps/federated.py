@@ -385,7 +385,7 @@ def simulate(
         seeds = client_seeds(generator, clients_per_round)
         counts = data.counts[picked]
         if weighting == "examples":
-            weights = (counts / counts.sum()).to(theta.dtype)
+            weights = counts.to(theta.dtype) / counts.sum()  # in the model's dtype, not float32
         else:
             weights = torch.full((clients_per_round,), 1 / clients_per_round, dtype=theta.dtype, device=dev)
         local = theta[:, None].expand(-1, clients_per_round, -1).clone()  # (S, m, P)
