@@ -219,7 +219,7 @@ class ChainOptimizer(torch.optim.Optimizer):
             elif is_complex and isinstance(value, torch.Tensor) and value.dim() > 0:
                 value = torch.view_as_complex(value.contiguous())
             out[key] = value
-        if self.COUNT_STEPS and "step" not in out:
+        if self.COUNT_STEPS:  # the chain carries the old count along unchanged: count this step
             out["step"] = torch.tensor(float(old.get("step", 0)) + 1, dtype=_scalar_dtype())
         return out
 
