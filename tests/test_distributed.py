@@ -27,7 +27,7 @@ def test_state_is_split_across_ranks(runs):
     single, sharded = runs
     total = single["state_bytes"]
     n_params = sum(p.size for p in single["params"])
-    assert total == 8 * n_params  # Adam: exp_avg and exp_avg_sq in float32
+    assert total == 8 * n_params  # Adam: exp_avg and exp_avg_sq in float32 (step counters left out)
     for mode in D.MODES:
         (alone,) = sharded[(mode, 1)]
         assert alone["state_bytes"] == total and alone["state_tensors"] == 6

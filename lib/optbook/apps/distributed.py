@@ -58,11 +58,12 @@ def _optimizer_class(name: str):
 
 
 def state_bytes(optimizer: torch.optim.Optimizer) -> int:
-    """Bytes of every tensor in ``optimizer.state`` on this rank (a DTensor counts its local shard)."""
+    """Bytes of the state tensors in ``optimizer.state`` on this rank (a DTensor counts its local shard).
+    0-d tensors (step counters, a few bytes per parameter tensor) are left out."""
     total = 0
     for state in optimizer.state.values():
         for value in state.values():
-            if isinstance(value, torch.Tensor):
+            if isinstance(value, torch.Tensor) and value.dim() > 0:
                 local = value.to_local() if hasattr(value, "to_local") else value
                 total += local.numel() * local.element_size()
     return total

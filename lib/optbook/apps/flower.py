@@ -20,6 +20,8 @@ Importing this module needs ``flwr``; the rest of optbook does not.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -112,8 +114,11 @@ class LibraryStrategy(FedAvg):
         self.theta: torch.Tensor | None = None
         self.state = None
 
-    def _learn_nodes(self, grid: Grid) -> dict[int, int]:
-        ids = list(grid.get_node_ids())
+    def _learn_nodes(self, grid: Grid, wait: float = 120.0) -> dict[int, int]:
+        # nodes register with the SuperLink as they start: wait for all of them, as Flower's sampling does
+        deadline = time.monotonic() + wait
+        while len(ids := list(grid.get_node_ids())) < self.n_clients and time.monotonic() < deadline:
+            time.sleep(0.2)
         asks = [Message(RecordDict(), dst_node_id=node, message_type="query") for node in ids]
         replies = grid.send_and_receive(asks)
         nodes = {int(r.content["metrics"]["partition-id"]): r.metadata.src_node_id for r in replies}
