@@ -1,4 +1,4 @@
-"""The at-scale page's library: state measured from the catalog's optimizers, the recipes, the triad floor."""
+"""The at-scale page's library: state measured from the catalog's optimizers, and the recipes."""
 
 import pytest
 
@@ -34,11 +34,6 @@ def test_recipes_follow_the_zero_accounting(state):
     assert scale.gigabytes(by_name["fp32 Adam"], 7e9) == [28, 28, 0, 56]
 
 
-def test_triad_is_a_bandwidth_and_refuses_bad_input():
-    assert scale.triad_bandwidth(100_000, repeats=3) > 1e8  # bytes per second: any machine moves 0.1 GB/s
-    with pytest.raises(ValueError, match="numel"):
-        scale.triad_bandwidth(0)
-    with pytest.raises(ValueError, match="threads"):
-        scale.triad_bandwidth(1000, threads=0)
+def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="n_params"):
         scale.gigabytes(scale.Recipe("x", 4, 4, 0, 8), 0)

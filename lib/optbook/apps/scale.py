@@ -1,5 +1,5 @@
 r"""Optimizers at scale: bytes per parameter of every optimizer of the book and of the usual training
-recipes, and the memory-bandwidth floor of one step.
+recipes (the time floor of one step is :mod:`optbook.apps.bench`'s).
 
 The optimizer state is *measured*: :func:`measured_state` builds each optimizer of
 :mod:`optbook.lab.catalog` on a small transformer-like layer (a ``1024 x 1024`` weight and a ``1024``
@@ -15,20 +15,15 @@ bias), takes one step, and adds up the bytes of what it keeps in ``optimizer.sta
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 
 from ..core import validate
 from ..lab import catalog
 
-__all__ = ["LAYER", "measured_state", "Recipe", "recipes", "gigabytes", "triad_bandwidth", "ADAM_BYTES_MOVED"]
+__all__ = ["LAYER", "measured_state", "Recipe", "recipes", "gigabytes"]
 
 LAYER = ((1024, 1024), (1024,))  # the shapes the state is measured on
 DETTMERS_BLOCK = 2048
-# one Adam step reads parameter, gradient, m and v and writes parameter, m and v: 7 float32 arrays
-ADAM_BYTES_MOVED = 7 * 4
 
 
 def measured_state(shapes=LAYER, dtype=torch.float32) -> dict[str, dict]:
@@ -90,32 +85,3 @@ def gigabytes(recipe: Recipe, n_params: float) -> list[float]:
     """Weights, gradients, master and state of ``n_params`` parameters, in GB (1e9 bytes)."""
     validate.positive("n_params", n_params)
     return [b * n_params / 1e9 for b in recipe[1:]]
-
-
-def triad_bandwidth(numel: int = 20_000_000, threads: int | None = None, repeats: int = 11, device="cpu") -> float:
-    r"""Memory bandwidth in bytes per second of the STREAM triad $a = b + s\,c$ (two reads, one write of
-    float32), the median of ``repeats`` runs, with ``threads`` CPU threads (default: all of torch's)."""
-    validate.integer_at_least("numel", numel, 1)
-    validate.integer_at_least("repeats", repeats, 1)
-    device = torch.device(device)
-    old = torch.get_num_threads()
-    if threads is not None:
-        validate.integer_at_least("threads", threads, 1)
-        torch.set_num_threads(threads)
-    try:
-        b = torch.rand(numel, device=device)
-        c = torch.rand(numel, device=device)
-        a = torch.empty_like(b)
-        times = []
-        for k in range(repeats + 2):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            torch.add(b, c, alpha=3.0, out=a)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if k >= 2:  # two warm-up runs
-                times.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(old)
-    return 3 * 4 * numel / statistics.median(times)
