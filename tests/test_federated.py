@@ -77,7 +77,8 @@ def test_fedadam_server_matches_algorithm_2():
     server = F.server_optimizer("FedAdam", lr=lr, tau=tau, b1=b1, b2=b2)
     x = torch.zeros(3, dtype=torch.float64)
     state = server.init(x)
-    m = v = torch.zeros(3, dtype=torch.float64)
+    m = torch.zeros(3, dtype=torch.float64)
+    v = torch.full((3,), tau**2, dtype=torch.float64)  # Algorithm 2: v starts at tau^2
     g = torch.Generator().manual_seed(0)
     for _ in range(5):
         delta = torch.randn(3, generator=g, dtype=torch.float64)
@@ -93,7 +94,7 @@ def test_fedadagrad_server_accumulates_squares():
     x = torch.zeros(2, dtype=torch.float64)
     state = server.init(x)
     deltas = [torch.tensor([1.0, -2.0], dtype=torch.float64), torch.tensor([3.0, 0.5], dtype=torch.float64)]
-    total = torch.zeros(2, dtype=torch.float64)
+    total = torch.full((2,), 1e-4, dtype=torch.float64)  # tau^2
     for delta in deltas:
         u, state = server.update(-delta, state, x)
         total = total + delta**2
@@ -103,6 +104,97 @@ def test_fedadagrad_server_accumulates_squares():
 def test_server_optimizer_rejects_unknown_names():
     with pytest.raises(ValueError, match="FedYogi"):
         F.server_optimizer("FedLion")
+    with pytest.raises(ValueError, match="convention"):
+        F.server_optimizer("FedAdam", convention="keras")
+
+
+@pytest.mark.parametrize("name", ["FedAdagrad", "FedAdam", "FedYogi"])
+def test_second_moment_starts_at_tau_squared_in_the_paper_and_at_zero_in_flower(name):
+    x = torch.zeros(2, 3, dtype=torch.float64)
+    taus = torch.tensor([[1e-3], [1e-1]], dtype=torch.float64)
+    paper = F.second_moment(F.server_optimizer(name, tau=taus).init(x))
+    assert torch.equal(paper, (taus**2).expand(2, 3))
+    flower = F.second_moment(F.server_optimizer(name, tau=1e-3, convention="flower").init(x))
+    assert torch.equal(flower, torch.zeros(2, 3, dtype=torch.float64))
+
+
+def test_fedavgm_is_heavy_ball_on_the_averaged_change():
+    lr, mu = 0.7, 0.9
+    server = F.server_optimizer("FedAvgM", lr=lr, momentum=mu)
+    x = torch.zeros(3, dtype=torch.float64)
+    state = server.init(x)
+    g = torch.Generator().manual_seed(1)
+    b = None
+    for _ in range(4):
+        delta = torch.randn(3, generator=g, dtype=torch.float64)
+        u, state = server.update(-delta, state, x)
+        b = delta if b is None else mu * b + delta  # Hsu et al.: v <- mu v + Delta w; w <- w - lr v
+        assert torch.allclose(u, lr * b)
+
+
+def test_flower_fedadam_step_size_is_one_round_ahead():
+    eta = F.flower_fedadam_lr(0.1, 0.9, 0.99)
+    assert eta(1) == pytest.approx(0.1 * (1 - 0.99**2) ** 0.5 / (1 - 0.9**2))
+    assert eta(1) / 0.1 == pytest.approx(0.7425, abs=1e-4)  # Kingma and Ba's factor at step 1 would be 1
+
+
+def test_client_update_is_the_batched_simulation_for_one_client():
+    x, y = _toy(n=50)
+    model = F.MLP(5, 4, 3)
+    theta0 = model.init(torch.Generator().manual_seed(3), dtype=torch.float64)
+    data = F.pad_clients(x, y, [torch.arange(50)])
+    gen = torch.Generator().manual_seed(7)
+    res = F.simulate(
+        model,
+        data,
+        F.server_optimizer("FedAvg"),
+        theta0,
+        1,
+        clients_per_round=1,
+        local_steps=3,
+        batch_size=4,
+        client_lr=0.3,
+        generator=gen,
+    )
+    gen = torch.Generator().manual_seed(7)
+    torch.randperm(1, generator=gen)
+    (seed,) = F.client_seeds(gen, 1)
+    local = F.client_update(model, theta0, x, y, 0.3, 3, 4, seed)
+    assert torch.allclose(res.theta[0], local, atol=1e-13)
+
+
+def test_client_learning_rate_grid_runs_each_rate():
+    x, y = _toy(n=80)
+    model = F.MLP(5, 3, 3)
+    theta0 = model.init(torch.Generator().manual_seed(4), dtype=torch.float64)
+    data = F.pad_clients(x, y, F.dirichlet_split(y, 4, 0.5, seed=0))
+    kw = dict(clients_per_round=2, local_steps=2, batch_size=4)
+    lrs = torch.tensor([[0.05], [0.2]], dtype=torch.float64)
+    both = F.simulate(
+        model,
+        data,
+        F.server_optimizer("FedAvg"),
+        theta0,
+        3,
+        n_settings=2,
+        client_lr=lrs,
+        generator=torch.Generator().manual_seed(5),
+        **kw,
+    )
+    one = F.simulate(
+        model,
+        data,
+        F.server_optimizer("FedAvg"),
+        theta0,
+        3,
+        client_lr=0.2,
+        generator=torch.Generator().manual_seed(5),
+        **kw,
+    )
+    assert torch.allclose(both.theta[1], one.theta[0], atol=1e-12)
+    assert not torch.allclose(both.theta[0], one.theta[0])
+    with pytest.raises(ValueError, match="client_lr"):
+        F.simulate(model, data, F.server_optimizer("FedAvg"), theta0, 1, n_settings=2, client_lr=lrs[:, 0], **kw)
 
 
 def test_one_client_one_full_batch_step_fedavg_is_gradient_descent():
@@ -149,6 +241,7 @@ def test_fedavg_is_the_weighted_average_of_client_models():
         clients_per_round=2,
         local_steps=3,
         client_lr=0.2,
+        weighting="examples",
         generator=torch.Generator().manual_seed(0),
         full_batch=True,
     )
@@ -217,4 +310,14 @@ def test_simulate_rejects_bad_input():
             1,
             clients_per_round=2,
             client_lr=0.0,
+        )
+    with pytest.raises(ValueError, match="weighting"):
+        F.simulate(
+            model,
+            data,
+            F.server_optimizer("FedAvg"),
+            model.init(dtype=torch.float64),
+            1,
+            clients_per_round=2,
+            weighting="median",
         )

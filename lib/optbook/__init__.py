@@ -50,6 +50,8 @@ _SHORT_NAMES = {
     "nlp": ("optbook.apps.nlp", None),
     "lm": ("optbook.apps.lm", None),
     "federated": ("optbook.apps.federated", None),
+    "flower": ("optbook.apps.flower", None),
+    "distributed": ("optbook.apps.distributed", None),
     "mixed_precision": ("optbook.apps.mixed_precision", None),
     "bench": ("optbook.apps.bench", None),
 }

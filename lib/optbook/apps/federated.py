@@ -5,8 +5,10 @@ A round $t$ of the simulation:
 1. the server holds the model $x_t$ and picks $m$ of the $C$ clients;
 2. each picked client $i$ starts from $x_t$ and runs $K$ local SGD steps with client learning rate
    $\eta_l$ on mini-batches of its own data, ending at $x_t^{(i)}$;
-3. the server averages the clients' changes, weighted by their number of examples $n_i$,
-   $$\Delta_t = \sum_i \frac{n_i}{\sum_j n_j}\,\bigl(x_t^{(i)} - x_t\bigr),$$
+3. the server averages the clients' changes, uniformly as in Algorithm 2 of the paper,
+   $\Delta_t = \frac{1}{|S|}\sum_{i\in S} (x_t^{(i)} - x_t)$ (``weighting="uniform"``), or weighted by
+   their numbers of examples $n_i$ as in the authors' code and in Flower,
+   $\Delta_t = \sum_i \frac{n_i}{\sum_j n_j}\,(x_t^{(i)} - x_t)$ (``weighting="examples"``),
    and treats $-\Delta_t$ as a **pseudo-gradient** for a server optimizer with learning rate $\eta$.
 
 The server optimizers are chains of :mod:`optbook.transforms` (:func:`server_optimizer`). With
@@ -18,10 +20,18 @@ $$x_{t+1} = x_t + \eta\,\frac{m_t}{\sqrt{v_t} + \tau},$$
 * FedAdam:    $v_t = \beta_2 v_{t-1} + (1-\beta_2)\Delta_t^2$;
 * FedYogi:    $v_t = v_{t-1} - (1-\beta_2)\,\Delta_t^2\,\operatorname{sign}(v_{t-1} - \Delta_t^2)$;
 
-with $v_0 = m_0 = 0$ and no bias correction (as in Flower's strategies). $\tau$ sets the degree of
+with $m_0 = 0$ and no bias correction. Two conventions for the start and the step size
+(:func:`server_optimizer`): ``"paper"`` starts $v$ at $\tau^2$ (Algorithm 2: $v_{-1} \ge \tau^2$);
+``"flower"`` starts it at 0 and, for FedAdam only, multiplies $\eta$ in round $r$ by
+$\sqrt{1-\beta_2^{r+1}}/(1-\beta_1^{r+1})$, as flwr 1.42's ``FedAdam`` does. $\tau$ sets the degree of
 adaptivity: for $\tau \gg \sqrt{v_t}$ the step is plain (momentum) SGD with learning rate $\eta/\tau$.
-FedAvg (McMahan et al. 2017) is server SGD with $\eta = 1$: $x_{t+1} = x_t + \Delta_t$, the weighted
-average of the client models.
+FedAvg (McMahan et al. 2017) is server SGD, $x_{t+1} = x_t + \eta\Delta_t$ ($\eta = 1$: the average of
+the client models); FedAvgM (Hsu et al. 2019) adds heavy-ball momentum, $b_t = \mu b_{t-1} + \Delta_t$,
+$x_{t+1} = x_t + \eta b_t$.
+
+Each client draws its mini-batches from its own generator, seeded by a number the server sends it with
+the model (:func:`client_seeds`), so the batched simulation here and a Flower simulation of the same
+rounds (:mod:`optbook.apps.flower`) train every client on the same examples.
 
 Everything is batched over $S$ server settings (a grid of $\eta$ and $\tau$, say): the server model is a
 tensor of shape ``(S, P)``, one flat parameter vector per setting, and every setting sees the same
@@ -47,7 +57,12 @@ __all__ = [
     "pad_clients",
     "MLP",
     "server_optimizer",
+    "second_moment",
+    "flower_fedadam_lr",
     "SERVER_OPTIMIZERS",
+    "client_seeds",
+    "client_rows",
+    "client_update",
     "FederatedResult",
     "simulate",
 ]
@@ -165,31 +180,106 @@ class MLP:
 # --- Server optimizers ------------------------------------------------------------------------------------
 
 
-SERVER_OPTIMIZERS = ("FedAvg", "FedAdagrad", "FedAdam", "FedYogi")
+SERVER_OPTIMIZERS = ("FedAvg", "FedAvgM", "FedAdagrad", "FedAdam", "FedYogi")
+CONVENTIONS = ("paper", "flower")
 
 
-def server_optimizer(name: str, lr=1.0, tau=1e-3, b1=0.9, b2=0.99) -> T.Transform:
+def _second_moment_starts_at(transform: T.Transform, key: str, value) -> T.Transform:
+    """``transform`` with its state ``key`` starting at ``value`` instead of 0."""
+
+    def init(param):
+        state = transform.init(param)
+        state[key] = state[key] + value  # broadcasts a grid of values (S, 1) against (S, P)
+        return state
+
+    return T.Transform(init, transform.update)
+
+
+def flower_fedadam_lr(lr, b1: float, b2: float):
+    r"""flwr 1.42's FedAdam step size in round $r = 1, 2, \dots$: $\eta\sqrt{1-\beta_2^{r+1}}/(1-\beta_1^{r+1})$.
+
+    It resembles Adam's bias correction with the exponent one round ahead (Kingma and Ba use $r$): in round 1
+    the factor is $\sqrt{1-\beta_2^2}/(1-\beta_1^2)$, not $\sqrt{1-\beta_2}/(1-\beta_1)$.
+    """
+    return lambda r: lr * math.sqrt(1 - b2 ** (r + 1)) / (1 - b1 ** (r + 1))
+
+
+def server_optimizer(
+    name: str, lr=1.0, tau=1e-3, b1=0.9, b2=0.99, momentum=0.9, convention: str = "paper"
+) -> T.Transform:
     r"""The server's chain, applied to the pseudo-gradient $g_t = -\Delta_t$.
 
-    * ``FedAvg``:     ``chain(scale_by_learning_rate(lr))`` (FedAvg proper is ``lr = 1``);
-    * ``FedAdagrad``: ``chain(scale_by_rss(eps=tau), scale_by_learning_rate(lr))``, AdaGrad's piece as it is
-      (so $\beta_1 = 0$ here; Algorithm 2 of the paper also allows server momentum);
+    * ``FedAvg``:     ``chain(scale_by_learning_rate(lr))`` (McMahan et al.'s FedAvg is ``lr = 1``);
+    * ``FedAvgM``:    ``chain(trace(momentum), scale_by_learning_rate(lr))``, heavy-ball momentum whose
+      buffer starts at the first $\Delta$ (Hsu et al. 2019; Flower's ``FedAvgM`` does the same);
+    * ``FedAdagrad``: ``chain(scale_by_rss(eps=tau), scale_by_learning_rate(lr))``, with $\beta_1 = 0$, as in
+      the authors' code (Keras Adagrad) and Flower (Algorithm 2 also allows server momentum);
     * ``FedAdam``:    ``chain(scale_by_adam(b1, b2, eps=tau, bias_correction=False), scale_by_learning_rate(lr))``;
     * ``FedYogi``:    ``chain(scale_by_yogi(b1, b2, eps=tau), scale_by_learning_rate(lr))``.
 
-    ``lr`` and ``tau`` may be tensors of shape ``(S, 1)``: one server setting per row.
-    Defaults follow Flower's FedAdam (``b1 = 0.9``, ``b2 = 0.99``), except ``tau = 1e-3``, the value the
-    authors recommend as a start (Flower's default is ``1e-9``).
+    ``convention="paper"`` (Algorithm 2 of Reddi et al. 2021) starts the second moment at $v_0 = \tau^2$;
+    ``convention="flower"`` starts it at 0 and gives FedAdam flwr 1.42's round-dependent step size
+    (:func:`flower_fedadam_lr`). ``lr``, ``tau`` and ``momentum`` may be tensors of shape ``(S, 1)``: one server
+    setting per row (with ``convention="flower"``, FedAdam's ``lr`` must be a number).
     """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     if name == "FedAvg":
         return T.chain(T.scale_by_learning_rate(lr))
+    if name == "FedAvgM":
+        return T.chain(T.trace(momentum), T.scale_by_learning_rate(lr))
+    v0 = tau**2 if convention == "paper" else 0.0
     if name == "FedAdagrad":
-        return T.chain(T.scale_by_rss(eps=tau), T.scale_by_learning_rate(lr))
+        return T.chain(_second_moment_starts_at(T.scale_by_rss(eps=tau), "sum", v0), T.scale_by_learning_rate(lr))
     if name == "FedAdam":
-        return T.chain(T.scale_by_adam(b1, b2, eps=tau, bias_correction=False), T.scale_by_learning_rate(lr))
+        piece = _second_moment_starts_at(T.scale_by_adam(b1, b2, eps=tau, bias_correction=False), "exp_avg_sq", v0)
+        if convention == "flower":
+            if isinstance(lr, torch.Tensor):
+                raise ValueError("lr must be a number for FedAdam with convention='flower', got a tensor")
+            return T.chain(piece, T.scale_by_learning_rate(flower_fedadam_lr(lr, b1, b2)))
+        return T.chain(piece, T.scale_by_learning_rate(lr))
     if name == "FedYogi":
-        return T.chain(T.scale_by_yogi(b1, b2, eps=tau), T.scale_by_learning_rate(lr))
+        return T.chain(
+            _second_moment_starts_at(T.scale_by_yogi(b1, b2, eps=tau), "exp_avg_sq", v0), T.scale_by_learning_rate(lr)
+        )
     raise ValueError(f"name must be one of {SERVER_OPTIMIZERS}, got {name!r}")
+
+
+def second_moment(state: dict) -> torch.Tensor:
+    """The server's $v_t$ (``sum`` for FedAdagrad, ``exp_avg_sq`` for FedAdam and FedYogi) from a chain's state."""
+    for key in ("exp_avg_sq", "sum"):
+        if key in state:
+            return state[key]
+    raise ValueError(f"state must hold a second moment ('exp_avg_sq' or 'sum'), got keys {sorted(state)}")
+
+
+# --- The clients ------------------------------------------------------------------------------------------
+
+
+def client_seeds(generator: torch.Generator | None, n: int) -> list[int]:
+    """The seeds the server sends to the ``n`` clients it picked in a round (one draw from ``generator``)."""
+    return torch.randint(0, 2**62, (n,), generator=generator).tolist()
+
+
+def client_rows(seed: int, count: int, local_steps: int, batch_size: int) -> torch.Tensor:
+    """The rows a client with ``count`` examples trains on, ``(local_steps, batch_size)``: uniform with
+    replacement, from a generator seeded with ``seed``."""
+    u = torch.rand(local_steps, batch_size, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return (u * count).long()
+
+
+def client_update(model: MLP, theta, x, y, lr, local_steps: int, batch_size: int, seed: int) -> torch.Tensor:
+    """One client's work in a round: ``local_steps`` SGD steps of learning rate ``lr`` from ``theta (..., P)``
+    on mini-batches of its examples ``x (n, d)``, ``y (n,)`` chosen by ``seed`` (:func:`client_rows`). Returns
+    the final local model; the client sends it (or its change) to the server."""
+    rows = client_rows(seed, len(y), local_steps, batch_size).to(x.device)
+    local = theta.detach().clone()
+    for k in range(local_steps):
+        local.requires_grad_(True)
+        loss = _client_loss(model, local, x[rows[k]], y[rows[k]], 1.0 / batch_size)
+        (grad,) = torch.autograd.grad(loss, local)
+        local = (local - lr * grad).detach()
+    return local
 
 
 # --- The simulation ---------------------------------------------------------------------------------------
@@ -197,11 +287,13 @@ def server_optimizer(name: str, lr=1.0, tau=1e-3, b1=0.9, b2=0.99) -> T.Transfor
 
 class FederatedResult(NamedTuple):
     """``accuracy (rounds + 1, S)`` on the evaluation set per round (row 0: the starting model); the final
-    models' mean cross-entropy over all clients' data, ``train_loss (S,)``; the final models ``theta (S, P)``."""
+    models' mean cross-entropy over all clients' data, ``train_loss (S,)``; the final models ``theta (S, P)``;
+    the server optimizer's final ``state`` (its second moment: :func:`second_moment`)."""
 
     accuracy: torch.Tensor
     train_loss: torch.Tensor
     theta: torch.Tensor
+    state: dict | None = None
 
     @property
     def final(self) -> torch.Tensor:
@@ -230,6 +322,9 @@ def _mean_loss(model: MLP, theta, x, y) -> torch.Tensor:
         )
 
 
+WEIGHTINGS = ("uniform", "examples")
+
+
 def simulate(
     model: MLP,
     data: ClientData,
@@ -241,7 +336,8 @@ def simulate(
     clients_per_round: int = 10,
     local_steps: int = 5,
     batch_size: int = 16,
-    client_lr: float = 0.05,
+    client_lr=0.05,
+    weighting: str = "uniform",
     eval_x: torch.Tensor | None = None,
     eval_y: torch.Tensor | None = None,
     full_batch: bool = False,
@@ -252,10 +348,12 @@ def simulate(
 
     ``theta0 (P,)`` is the common starting model; ``server`` a chain whose hyperparameters broadcast
     against ``(n_settings, P)``. Each round picks ``clients_per_round`` clients uniformly without
-    replacement; each runs ``local_steps`` SGD steps of learning rate ``client_lr`` on mini-batches of
-    ``batch_size`` examples drawn with replacement from its own data (``full_batch=True``: on all of its
-    data, i.e. local gradient descent). ``progress`` wraps the round loop
-    (``optbook.progress``, for a bar).
+    replacement (``torch.randperm`` on ``generator``) and sends each a seed (:func:`client_seeds`); each runs
+    ``local_steps`` SGD steps of learning rate ``client_lr`` (a number, or a tensor ``(n_settings, 1)``: one
+    client learning rate per setting) on mini-batches of ``batch_size`` examples drawn with replacement from
+    its own data by that seed (``full_batch=True``: on all of its data, i.e. local gradient descent). The
+    server averages the changes uniformly (``weighting="uniform"``, Algorithm 2) or by numbers of examples
+    (``"examples"``, the authors' code and Flower). ``progress`` wraps the round loop (``optbook.progress``).
     """
     validate.integer_at_least("rounds", rounds, 1)
     n_clients = len(data.counts)
@@ -263,7 +361,16 @@ def simulate(
     for name, value in (("local_steps", local_steps), ("batch_size", batch_size), ("n_settings", n_settings)):
         validate.integer_at_least(name, value, 1)
     validate.positive("client_lr", client_lr)
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     theta = theta0.expand(n_settings, -1).clone()
+    lr = client_lr
+    if isinstance(lr, torch.Tensor):
+        if lr.ndim != 2 or lr.shape[0] not in (1, n_settings) or lr.shape[1] != 1:
+            raise ValueError(
+                f"client_lr must be a number or a tensor of shape ({n_settings}, 1), got {tuple(lr.shape)}"
+            )
+        lr = lr.to(theta).unsqueeze(-1)  # (S, 1, 1) against the local models (S, m, P)
     state = server.init(theta)
     dev = theta0.device
     data = data.to(dev)
@@ -275,24 +382,30 @@ def simulate(
     rounds_iter = range(rounds) if progress is None else progress(range(rounds))
     for _ in rounds_iter:
         picked = torch.randperm(n_clients, generator=generator)[:clients_per_round].to(dev)
+        seeds = client_seeds(generator, clients_per_round)
         counts = data.counts[picked]
-        weights = (counts / counts.sum()).to(theta.dtype)
+        if weighting == "examples":
+            weights = counts.to(theta.dtype) / counts.sum()  # in the model's dtype, not float32
+        else:
+            weights = torch.full((clients_per_round,), 1 / clients_per_round, dtype=theta.dtype, device=dev)
         local = theta[:, None].expand(-1, clients_per_round, -1).clone()  # (S, m, P)
         if full_batch:
             xb, yb = data.x[picked], data.y[picked]  # (m, n_max, d): the padding rows get weight 0
             mask = (torch.arange(xb.shape[1], device=dev) < counts[:, None]).to(theta.dtype)
             weight = mask / counts[:, None].to(theta.dtype)
-        for _ in range(local_steps):
+        else:
+            rows = torch.stack(
+                [client_rows(sd, int(c), local_steps, batch_size) for sd, c in zip(seeds, counts.tolist())]
+            ).to(dev)  # (m, K, b)
+            weight = 1.0 / batch_size
+        for k in range(local_steps):
             if not full_batch:
-                u = torch.rand(clients_per_round, batch_size, generator=generator, dtype=torch.float64).to(dev)
-                rows = (u * counts[:, None]).long()  # uniform over each client's own rows
-                xb, yb = data.x[picked[:, None], rows], data.y[picked[:, None], rows]  # (m, b, d)
-                weight = 1.0 / batch_size
+                xb, yb = data.x[picked[:, None], rows[:, k]], data.y[picked[:, None], rows[:, k]]  # (m, b, d)
             local.requires_grad_(True)
             (grad,) = torch.autograd.grad(_client_loss(model, local, xb, yb, weight), local)
-            local = (local - client_lr * grad).detach()
+            local = (local - lr * grad).detach()
         delta = torch.einsum("m,smp->sp", weights, local - theta[:, None])
         update, state = server.update(-delta, state, theta)
         theta = T.apply_updates(theta, update)
         acc.append(model.accuracy(theta, eval_x, eval_y))
-    return FederatedResult(torch.stack(acc), _mean_loss(model, theta, train_x, train_y), theta)
+    return FederatedResult(torch.stack(acc), _mean_loss(model, theta, train_x, train_y), theta, state)
