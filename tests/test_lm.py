@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -137,3 +138,38 @@ def test_bad_text_arguments(kwargs, name):
 def test_bad_model_arguments():
     with pytest.raises(ValueError, match="n_heads"):
         lm.TinyTransformerLM(8, d_model=30, n_heads=4)
+
+
+def test_warmup_cosine_lambda_values():
+    f = lm.warmup_cosine_lambda(warmup=10, total=111, final=0.1)
+    assert [f(i) for i in range(3)] == pytest.approx([0.1, 0.2, 0.3])
+    assert f(9) == 1.0  # the 10th step is the peak
+    assert f(10) == 1.0  # step 11 starts the decay from the peak
+    assert f(60) == pytest.approx(0.1 + 0.9 * 0.5)  # half-way through the decay: the mean of peak and floor
+    assert f(110) == pytest.approx(0.1) and f(500) == pytest.approx(0.1)
+    values = [f(i) for i in range(9, 111)]
+    assert all(a >= b for a, b in zip(values, values[1:]))  # decays monotonically
+    assert lm.warmup_cosine_lambda(0, 100)(0) == 1.0
+    with pytest.raises(ValueError, match="final"):
+        lm.warmup_cosine_lambda(10, 100, final=1.5)
+    with pytest.raises(ValueError, match="total"):
+        lm.warmup_cosine_lambda(10, 5)
+
+
+def test_train_lm_records_steps_and_clips():
+    text = lm.MarkovText(vocab_size=6, order=1, seed=0)
+    torch.manual_seed(0)
+    model = lm.TinyTransformerLM(6, d_model=16, n_heads=2, n_layers=1, context=8)
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    run = lm.train_lm(model, opt, lm.warmup_cosine_lambda(5, 40), text, 40, 8, clip=1e-3)
+    assert run.losses.shape == run.lrs.shape == run.step_sizes.shape == run.clipped.shape == (40,)
+    assert run.clipped.all()  # a tiny threshold clips every step
+    assert run.lrs[0] == pytest.approx(1e-2 / 5) and run.lrs[4] == pytest.approx(1e-2)
+    assert (run.step_sizes > 0).all() and run.held_out < math.log(6) + 0.5
+    # the same seeds give the same run
+    torch.manual_seed(0)
+    model2 = lm.TinyTransformerLM(6, d_model=16, n_heads=2, n_layers=1, context=8)
+    run2 = lm.train_lm(
+        model2, optim.Adam(model2.parameters(), lr=1e-2), lm.warmup_cosine_lambda(5, 40), text, 40, 8, clip=1e-3
+    )
+    assert np.array_equal(run.losses, run2.losses)

@@ -13,9 +13,14 @@ r"""A small Transformer language model, text with a known entropy rate, and the 
   $$\text{lrate}(t) = d_{model}^{-0.5}\cdot\min\big(t^{-0.5},\ t\cdot \text{warmup}^{-1.5}\big),$$
 
   and :func:`transformer_lambda`, the same as a factor for ``torch.optim.lr_scheduler.LambdaLR``.
+* :func:`warmup_cosine_lambda`: today's usual schedule, a linear warmup then a cosine decay to a floor.
+* :func:`train_lm`: one training run that records the loss, the learning rate and the size of every step.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -30,6 +35,9 @@ __all__ = [
     "transformer_lr",
     "transformer_lambda",
     "constant_then_decay_lambda",
+    "warmup_cosine_lambda",
+    "LMRun",
+    "train_lm",
 ]
 
 
@@ -244,3 +252,94 @@ def constant_then_decay_lambda(d_model: int = 512, warmup: int = 4000, scale: fl
     """No warmup: the schedule's peak from step 1, then the same $t^{-1/2}$ decay after ``warmup`` steps."""
     peak = transformer_lr(warmup, d_model, warmup)
     return lambda index: scale * (peak if index + 1 <= warmup else transformer_lr(index + 1, d_model, warmup))
+
+
+def warmup_cosine_lambda(warmup: int, total: int, final: float = 0.1):
+    r"""A ``LambdaLR`` factor: linear warmup over ``warmup`` steps, then a cosine decay to ``final`` at ``total``.
+
+    For the $t$-th call to ``optimizer.step()`` ($t = 1, 2, \dots$) the factor is $t/\text{warmup}$ while
+    $t \le$ ``warmup``, then $\text{final} + (1 - \text{final})\,\tfrac12\big(1 + \cos(\pi s)\big)$ with
+    $s = (t - \text{warmup} - 1) / (\text{total} - \text{warmup} - 1)$: the peak at steps ``warmup`` and
+    ``warmup + 1``, ``final`` at step ``total`` and after. ``warmup = 0`` starts at the peak. Multiply by the
+    optimizer's ``lr`` (the peak).
+    """
+    validate.integer_at_least("warmup", warmup, 0)
+    validate.integer_at_least("total", total, warmup + 2)
+    if not (0.0 <= final <= 1.0):
+        raise ValueError(f"Invalid final: {final!r}. final must be in [0, 1].")
+
+    def factor(index):
+        t = index + 1
+        if t <= warmup:
+            return t / warmup
+        s = min(1.0, (t - warmup - 1) / max(total - warmup - 1, 1))
+        return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * s))
+
+    return factor
+
+
+@dataclass
+class LMRun:
+    """One training run of :func:`train_lm`: per step the training loss, the learning rate, the norm of
+    the parameter change $\\lVert\theta_t - \theta_{t-1}\rVert$ and whether the gradient was clipped; and
+    the loss on held-out text at the end."""
+
+    losses: np.ndarray
+    lrs: np.ndarray
+    step_sizes: np.ndarray
+    clipped: np.ndarray
+    held_out: float
+
+
+def train_lm(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    lr_lambda,
+    text: MarkovText,
+    steps: int,
+    batch: int,
+    *,
+    data_seed: int = 100,
+    clip: float | None = None,
+    held_out: int = 512,
+    progress=None,
+) -> LMRun:
+    """Train ``model`` on fresh windows of ``text`` for ``steps`` steps (a ``LambdaLR(optimizer, lr_lambda)``
+    schedule; ``clip``: clip the gradient's global norm with ``torch.nn.utils.clip_grad_norm_``).
+
+    Every step draws ``batch`` new windows of ``model.context + 1`` tokens from a generator seeded with
+    ``data_seed``, so runs with the same ``data_seed`` see the same text, and the training loss is a loss on
+    unseen text. The held-out loss is measured on ``held_out`` windows of a fixed, separate seed.
+    """
+    validate.integer_at_least("steps", steps, 1)
+    validate.integer_at_least("batch", batch, 1)
+    if clip is not None:
+        validate.positive("clip", clip)
+    device = next(model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    gen = torch.Generator().manual_seed(data_seed)
+    losses, lrs, sizes, clipped = [], [], [], []
+    loop = range(steps) if progress is None else progress(range(steps))
+    model.train()
+    for _ in loop:
+        tokens = text.sample(batch, model.context + 1, gen, device=device)
+        loss = model.loss(tokens)
+        optimizer.zero_grad()
+        loss.backward()
+        if clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(params, clip)
+            clipped.append(bool(norm > clip))
+        else:
+            clipped.append(False)
+        before = [p.detach().clone() for p in params]
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        sched.step()
+        sizes.append(math.sqrt(sum(float((p.detach() - b).pow(2).sum()) for p, b in zip(params, before))))
+        losses.append(loss.item())
+    model.eval()
+    with torch.no_grad():
+        tokens = text.sample(held_out, model.context + 1, torch.Generator().manual_seed(7), device=device)
+        final = model.loss(tokens).item()
+    return LMRun(np.array(losses), np.array(lrs), np.array(sizes), np.array(clipped), final)
