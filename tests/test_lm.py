@@ -222,3 +222,9 @@ def test_train_stacked_matches_train_lm_with_optbook_adam():
         assert stacked.held_out[m] == pytest.approx(run.held_out, rel=1e-4)
     with pytest.raises(ValueError, match="lrs"):
         lm.train_stacked(models, text, steps, 4, lrs[:3])
+    with pytest.raises(ValueError, match="beta1"):
+        lm.train_stacked(models, text, steps, 4, lrs, beta1=[0.9, 0.9, 0.9])
+    with pytest.raises(ValueError, match="clip"):
+        lm.train_stacked(models, text, steps, 4, lrs, clip=0.0)
+    with pytest.raises(ValueError, match="data_seeds"):
+        lm.train_stacked(models, text, steps, 4, lrs, data_seeds=[1])

@@ -99,6 +99,16 @@ def test_glove_weight_and_loss():
     assert touched.tolist() == [True, True, False, False, True]
 
 
+def _entries():
+    return torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([3.0, 5.0])
+
+
+def _sgd():
+    from optbook.core import transforms as T
+
+    return T.scale_by_learning_rate(0.1), T.scale_by_learning_rate(0.1)
+
+
 @pytest.mark.parametrize(
     "call, name",
     [
@@ -109,6 +119,12 @@ def test_glove_weight_and_loss():
         (lambda: nlp.cooccurrence(torch.zeros(2, 3, dtype=torch.long), 4, window=0), "window"),
         (lambda: nlp.logistic_teacher(10, [1], [1]), "distinct"),
         (lambda: nlp.glove_weight(torch.ones(2), x_max=0), "x_max"),
+        (lambda: nlp.planted_topics(10, 5, 20, 0), "n_topics"),
+        (lambda: nlp.planted_topics(10, 5, 20, 4, topic_share=-0.1), "topic_share"),
+        (lambda: nlp.neighbour_agreement(torch.randn(5, 3), torch.zeros(5, dtype=torch.long), k=5), "k"),
+        (lambda: nlp.neighbour_agreement(torch.randn(5, 3), torch.zeros(4, dtype=torch.long), k=2), "word_topic"),
+        (lambda: nlp.fit_glove(*_entries(), 4, 0, *_sgd(), seeds=[0]), "dim"),
+        (lambda: nlp.fit_glove(*_entries()[:2], torch.ones(3), 4, 2, *_sgd(), seeds=[0]), "same length"),
     ],
 )
 def test_bad_input_names_the_argument(call, name):
@@ -239,3 +255,19 @@ def test_fit_glove_learns_topics_and_runs_a_grid():
     assert (agree[0] < 0.3).all() and (agree[-1, 2:] > agree[0, 2:] + 0.15).all()
     # same seed, same setting: same start
     torch.testing.assert_close(fit.vectors[0, 0], fit.vectors[0, 2])
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"eta": 0.0}, "eta"),
+        ({"eta": -1.0}, "eta"),
+        ({"clip": 0.0}, "clip"),
+        ({"initial_accumulator_value": 0.0}, "initial_accumulator_value"),
+    ],
+)
+def test_glove_adagrad_rejects_bad_input(kwargs, name):
+    from optbook.core import transforms as T
+
+    with pytest.raises(ValueError, match=name):
+        T.scale_by_glove_adagrad(**kwargs)
