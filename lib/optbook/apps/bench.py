@@ -1,7 +1,11 @@
 """Benchmarks, printed as ratios against torch measured side by side in the same process.
 
-    python -m optbook.bench            # 10M parameters in 200 tensors, and the 64-setting sweep
-    python -m optbook.bench --small    # a quick version (1M parameters) for smoke tests
+    python -m optbook.apps.bench            # 10M parameters in 200 tensors, and the 64-setting sweep
+    python -m optbook.apps.bench --small    # a quick version (1M parameters)
+
+The Adam table puts optbook's per-tensor chain, its flat-buffer fast path (eager and compiled) and
+torch.optim.Adam's three implementations side by side, as ratios to torch's fused kernel and to the
+memory-bandwidth floor (a measured STREAM triad bandwidth times the bytes Adam must move).
 
 Nothing here asserts a time: the numbers are for reading, and they change from machine to machine.
 """
@@ -47,42 +51,67 @@ def _make_params(total: int, tensors: int, device):
     return params
 
 
-class _CompiledAdam:
-    """optbook's Adam chain, with each tensor's update compiled by torch.compile into fused kernels."""
-
-    def __init__(self, params, lr=1e-3):
-        self.params = params
-        chain = T.chain(T.scale_by_adam(), T.scale_by_learning_rate(lr))
-        # the step count as a tensor, so that one compiled graph serves every step
-        self.states = [{**chain.init(p.detach()), "step": torch.zeros((), device=p.device)} for p in params]
-        self.update = torch.compile(chain.update, dynamic=False)
-
-    @torch.no_grad()
-    def step(self):
-        for i, p in enumerate(self.params):
-            u, self.states[i] = self.update(p.grad, self.states[i], p.detach())
-            p.add_(u)
+ADAM_BYTES_PER_PARAM = 28  # float32: read param, grad, exp_avg, exp_avg_sq (16 B), write param and both (12 B)
 
 
-def adam_step_times(device, total=10_000_000, tensors=200, repeats=10, try_compile=True):
-    """Seconds per Adam step for optbook and for torch.optim.Adam's three implementations."""
+def triad_bandwidth(device, n=20_000_000, repeats=7) -> float:
+    """Bytes per second of the STREAM triad ``a = b + s*c`` on ``n`` float32 numbers, on all threads.
+
+    Counted: 12 bytes per element (read b and c, write a), as STREAM counts them.
+    """
+    b = torch.rand(n, device=device)
+    c = torch.rand(n, device=device)
+    a = torch.empty_like(b)
+    seconds = _median_time(lambda: torch.add(b, c, alpha=3.0, out=a), device, repeats)
+    return 12 * n / seconds
+
+
+def _variants(try_compile: bool):
     variants = {
         "optbook.optim.Adam": lambda ps: optim.Adam(ps, lr=1e-3),
+        "optbook Adam, fast='eager'": lambda ps: optim.Adam(ps, lr=1e-3, fast="eager"),
         "torch Adam (default)": lambda ps: torch.optim.Adam(ps, lr=1e-3),
         "torch Adam (foreach)": lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=True),
         "torch Adam (fused)": lambda ps: torch.optim.Adam(ps, lr=1e-3, fused=True),
     }
     if try_compile:
-        variants["optbook Adam, torch.compile"] = lambda ps: _CompiledAdam(ps, lr=1e-3)
-    results = {}
-    for name, make in variants.items():
+        variants["optbook Adam, fast=True"] = lambda ps: optim.Adam(ps, lr=1e-3, fast=True)
+    return variants
+
+
+def adam_step_times(device, total=10_000_000, tensors=200, repeats=10, try_compile=True, warmups=None):
+    """Median seconds per Adam step for optbook (per tensor, flat, flat compiled) and torch.optim's three.
+
+    Every variant gets its own copy of the same parameters and gradients. After a warm-up (the first two
+    steps: the state is made, and the fast path is compiled), the variants take turns, one step each per
+    round, so that a slow moment of a shared machine hits them all alike. The warm-up seconds of each
+    variant (steps 1 and 2, where ``torch.compile`` does its work) go into ``warmups`` if a dict is given.
+    """
+    results, runners = {}, {}
+    for name, make in _variants(try_compile).items():
         params = _make_params(total, tensors, device)
         try:
             opt = make(params)
-            results[name] = _median_time(opt.step, device, repeats)
+            start = time.perf_counter()
+            for _ in range(2):
+                opt.step()
+            _sync(device)
+            if warmups is not None:
+                warmups[name] = time.perf_counter() - start
+            runners[name] = (opt, params)
         except Exception as err:  # a backend that is not available here is reported, not fatal
             results[name] = f"unavailable ({type(err).__name__}: {str(err).splitlines()[0][:80]})"
-        del params
+    times = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, (opt, _) in runners.items():
+            _sync(device)
+            start = time.perf_counter()
+            opt.step()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    for name in _variants(try_compile):
+        if name in times:
+            results[name] = statistics.median(times[name])
     return results
 
 
@@ -115,29 +144,47 @@ def sweep_times(device, settings=64, steps=200):
     }
 
 
-def _report(title, results, reference):
+def _report(title, results, reference, floor=None):
     print(f"\n{title}")
-    ref = results[reference]
+    ref = results.get(reference)
+    head = f"  {'':<30} {'ms/step':>9} {'x ' + reference:>22}" + (f" {'x floor':>8}" if floor else "")
+    print(head)
     for name, seconds in results.items():
         if isinstance(seconds, str):
-            print(f"  {name:<32} {seconds}")
-        else:
-            print(f"  {name:<32} {seconds * 1e3:9.2f} ms   {seconds / ref:5.2f}x {reference}")
+            print(f"  {name:<30} {seconds}")
+            continue
+        ratio = f"{seconds / ref:22.2f}" if isinstance(ref, float) else f"{'-':>22}"
+        print(f"  {name:<30} {seconds * 1e3:9.2f} {ratio}" + (f" {seconds / floor:8.2f}" if floor else ""))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="1M parameters, fewer repeats")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default 15; --small 5)")
     args = parser.parse_args(argv)
-    total, repeats = (1_000_000, 5) if args.small else (10_000_000, 10)
+    total, repeats = (1_000_000, 5) if args.small else (10_000_000, 15)
+    repeats = args.repeats or repeats
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, medians of {repeats} interleaved rounds")
     for device in devices:
-        step = adam_step_times(device, total=total, repeats=repeats, try_compile=not args.no_compile)
-        _report(
-            f"Adam step, {total / 1e6:g}M float32 parameters in 200 tensors, on {device}", step, "torch Adam (default)"
+        bandwidth = triad_bandwidth(device)
+        floor = ADAM_BYTES_PER_PARAM * total / bandwidth
+        print(
+            f"\n{device}: triad bandwidth {bandwidth / 1e9:.1f} GB/s (12 B per element); Adam moves "
+            f"{ADAM_BYTES_PER_PARAM} B per float32 parameter (read p, g, m, v; write p, m, v), so the floor "
+            f"for {total / 1e6:g}M parameters is {floor * 1e3:.2f} ms"
         )
+        warmups = {}
+        step = adam_step_times(device, total=total, repeats=repeats, try_compile=not args.no_compile, warmups=warmups)
+        _report(
+            f"Adam step, {total / 1e6:g}M float32 parameters in 200 tensors, on {device}",
+            step,
+            "torch Adam (fused)",
+            floor,
+        )
+        print("  warm-up, steps 1-2 (state made; torch.compile for fast=True), not in the medians:")
+        print("  " + ", ".join(f"{name} {sec:.2f} s" for name, sec in warmups.items()))
         sweep = sweep_times(device)
         _report(f"64-setting Adam sweep on the canyon, 200 steps, on {device}", sweep, "batched (1 call)")
 
