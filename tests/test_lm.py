@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -137,3 +138,93 @@ def test_bad_text_arguments(kwargs, name):
 def test_bad_model_arguments():
     with pytest.raises(ValueError, match="n_heads"):
         lm.TinyTransformerLM(8, d_model=30, n_heads=4)
+
+
+def test_warmup_cosine_lambda_values():
+    f = lm.warmup_cosine_lambda(warmup=10, total=111, final=0.1)
+    assert [f(i) for i in range(3)] == pytest.approx([0.1, 0.2, 0.3])
+    assert f(9) == 1.0  # the 10th step is the peak
+    assert f(10) == 1.0  # step 11 starts the decay from the peak
+    assert f(60) == pytest.approx(0.1 + 0.9 * 0.5)  # half-way through the decay: the mean of peak and floor
+    assert f(110) == pytest.approx(0.1) and f(500) == pytest.approx(0.1)
+    values = [f(i) for i in range(9, 111)]
+    assert all(a >= b for a, b in zip(values, values[1:]))  # decays monotonically
+    assert lm.warmup_cosine_lambda(0, 100)(0) == 1.0
+    with pytest.raises(ValueError, match="final"):
+        lm.warmup_cosine_lambda(10, 100, final=1.5)
+    with pytest.raises(ValueError, match="total"):
+        lm.warmup_cosine_lambda(10, 5)
+
+
+def test_train_lm_records_steps_and_clips():
+    text = lm.MarkovText(vocab_size=6, order=1, seed=0)
+    torch.manual_seed(0)
+    model = lm.TinyTransformerLM(6, d_model=16, n_heads=2, n_layers=1, context=8)
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    run = lm.train_lm(model, opt, lm.warmup_cosine_lambda(5, 40), text, 40, 8, clip=1e-3)
+    assert run.losses.shape == run.lrs.shape == run.step_sizes.shape == run.clipped.shape == (40,)
+    assert run.clipped.all()  # a tiny threshold clips every step
+    assert run.lrs[0] == pytest.approx(1e-2 / 5) and run.lrs[4] == pytest.approx(1e-2)
+    assert (run.step_sizes > 0).all() and run.held_out < math.log(6) + 0.5
+    # the same seeds give the same run
+    torch.manual_seed(0)
+    model2 = lm.TinyTransformerLM(6, d_model=16, n_heads=2, n_layers=1, context=8)
+    run2 = lm.train_lm(
+        model2, optim.Adam(model2.parameters(), lr=1e-2), lm.warmup_cosine_lambda(5, 40), text, 40, 8, clip=1e-3
+    )
+    assert np.array_equal(run.losses, run2.losses)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_stacked_loss_is_the_module_loss(norm_first):
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(lm.TinyTransformerLM(7, d_model=16, n_heads=4, n_layers=2, context=9, norm_first=norm_first))
+    text = lm.MarkovText(vocab_size=7, order=2, seed=1)
+    tokens = torch.stack([text.sample(5, 10, torch.Generator().manual_seed(s)) for s in range(3)])
+    stacked = lm.stacked_loss(lm.stack_models(models), tokens, n_heads=4, norm_first=norm_first)
+    for m, model in enumerate(models):
+        model.eval()
+        assert stacked[m].item() == pytest.approx(model.loss(tokens[m]).item(), rel=1e-5)
+
+
+def test_train_stacked_matches_train_lm_with_optbook_adam():
+    text = lm.MarkovText(vocab_size=6, order=1, seed=0)
+    steps, schedule = 15, lm.warmup_cosine_lambda(4, 15)
+    runs = []
+    for seed, (b1, clip) in enumerate([(0.9, None), (0.0, 0.5)]):
+        torch.manual_seed(seed)
+        model = lm.TinyTransformerLM(6, d_model=16, n_heads=2, n_layers=1, context=8)
+        opt = optim.Adam(model.parameters(), lr=3e-3, betas=(b1, 0.98))
+        runs.append(lm.train_lm(model, opt, schedule, text, steps, 4, data_seed=100 + seed, clip=clip))
+    models = []
+    for seed in range(2):
+        torch.manual_seed(seed)
+        models.append(lm.TinyTransformerLM(6, d_model=16, n_heads=2, n_layers=1, context=8))
+    lrs = np.array([[3e-3 * schedule(t)] * 2 for t in range(steps)])
+    stacked = lm.train_stacked(
+        models,
+        text,
+        steps,
+        4,
+        lrs,
+        beta1=[0.9, 0.0],
+        beta2=0.98,
+        clip=[float("inf"), 0.5],
+        data_seeds=[100, 101],
+        n_heads=2,
+    )
+    for m, run in enumerate(runs):
+        np.testing.assert_allclose(stacked.losses[:, m], run.losses, rtol=1e-4)
+        np.testing.assert_allclose(stacked.step_sizes[:, m], run.step_sizes, rtol=1e-3)
+        assert stacked.clipped[:, m].tolist() == run.clipped.tolist()
+        assert stacked.held_out[m] == pytest.approx(run.held_out, rel=1e-4)
+    with pytest.raises(ValueError, match="lrs"):
+        lm.train_stacked(models, text, steps, 4, lrs[:3])
+    with pytest.raises(ValueError, match="beta1"):
+        lm.train_stacked(models, text, steps, 4, lrs, beta1=[0.9, 0.9, 0.9])
+    with pytest.raises(ValueError, match="clip"):
+        lm.train_stacked(models, text, steps, 4, lrs, clip=0.0)
+    with pytest.raises(ValueError, match="data_seeds"):
+        lm.train_stacked(models, text, steps, 4, lrs, data_seeds=[1])

@@ -99,6 +99,16 @@ def test_glove_weight_and_loss():
     assert touched.tolist() == [True, True, False, False, True]
 
 
+def _entries():
+    return torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([3.0, 5.0])
+
+
+def _sgd():
+    from optbook.core import transforms as T
+
+    return T.scale_by_learning_rate(0.1), T.scale_by_learning_rate(0.1)
+
+
 @pytest.mark.parametrize(
     "call, name",
     [
@@ -109,8 +119,155 @@ def test_glove_weight_and_loss():
         (lambda: nlp.cooccurrence(torch.zeros(2, 3, dtype=torch.long), 4, window=0), "window"),
         (lambda: nlp.logistic_teacher(10, [1], [1]), "distinct"),
         (lambda: nlp.glove_weight(torch.ones(2), x_max=0), "x_max"),
+        (lambda: nlp.planted_topics(10, 5, 20, 0), "n_topics"),
+        (lambda: nlp.planted_topics(10, 5, 20, 4, topic_share=-0.1), "topic_share"),
+        (lambda: nlp.neighbour_agreement(torch.randn(5, 3), torch.zeros(5, dtype=torch.long), k=5), "k"),
+        (lambda: nlp.neighbour_agreement(torch.randn(5, 3), torch.zeros(4, dtype=torch.long), k=2), "word_topic"),
+        (lambda: nlp.fit_glove(*_entries(), 4, 0, *_sgd(), seeds=[0]), "dim"),
+        (lambda: nlp.fit_glove(*_entries()[:2], torch.ones(3), 4, 2, *_sgd(), seeds=[0]), "same length"),
     ],
 )
 def test_bad_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def _glove_c(records, W, b, eta=0.05, x_max=100.0, alpha=0.75, clip=100.0):
+    """A direct transcription of glove.c's inner loop (stanfordnlp/GloVe, src/glove.c at HEAD), one record
+    at a time, in float64 Python scalars. W holds word rows 0..V-1 and context rows V..2V-1; b the biases."""
+    V = len(W) // 2
+    D = len(W[0])
+    gradsq = [[1.0] * D for _ in W]
+    gradsq_b = [1.0] * len(W)
+    for w1, w2, val in records:
+        l1, l2 = w1, w2 + V
+        diff = sum(W[l1][c] * W[l2][c] for c in range(D)) + b[l1] + b[l2] - math.log(val)
+        fdiff = diff if val > x_max else (val / x_max) ** alpha * diff
+        for c in range(D):
+            temp1 = min(max(fdiff * W[l2][c], -clip), clip) * eta
+            temp2 = min(max(fdiff * W[l1][c], -clip), clip) * eta
+            W[l1][c] -= temp1 / math.sqrt(gradsq[l1][c])
+            W[l2][c] -= temp2 / math.sqrt(gradsq[l2][c])
+            gradsq[l1][c] += temp1 * temp1
+            gradsq[l2][c] += temp2 * temp2
+        b[l1] -= fdiff / math.sqrt(gradsq_b[l1])
+        b[l2] -= fdiff / math.sqrt(gradsq_b[l2])
+        gradsq_b[l1] += fdiff * fdiff
+        gradsq_b[l2] += fdiff * fdiff
+    return W, b
+
+
+def test_glove_adagrad_piece_is_glove_c_exactly():
+    from optbook.core import transforms as T
+
+    gen = torch.Generator().manual_seed(0)
+    V, D = 6, 3
+    W0 = (torch.rand(2 * V, D, generator=gen, dtype=torch.float64) - 0.5) / D
+    b0 = torch.randn(2 * V, generator=gen, dtype=torch.float64) * 0.1
+    # 300 records, some with X > x_max; a large count makes a few gradient components exceed the clip
+    recs = [
+        (int(a), int(c), float(v))
+        for a, c, v in zip(
+            torch.randint(V, (300,), generator=gen),
+            torch.randint(V, (300,), generator=gen),
+            torch.rand(300, generator=gen, dtype=torch.float64) * 300 + 0.2,
+        )
+    ]
+    W_ref, b_ref = _glove_c(recs, W0.tolist(), b0.tolist(), clip=0.05)
+
+    vec = T.chain(T.scale_by_glove_adagrad(0.05, clip=0.05), T.scale_by_learning_rate(1.0))
+    bias = T.chain(T.scale_by_glove_adagrad(1.0, clip=None), T.scale_by_learning_rate(1.0))
+    params = [W0[:V].clone(), W0[V:].clone(), b0[:V].clone(), b0[V:].clone()]
+    pieces = [vec, vec, bias, bias]
+    states = [p.init(q) for p, q in zip(pieces, params)]
+    clipped = 0
+    for a, c, v in recs:
+        p = [q.clone().requires_grad_() for q in params]
+        nlp.glove_loss(*p, torch.tensor([a]), torch.tensor([c]), torch.tensor([v], dtype=torch.float64)).backward()
+        clipped += int((p[0].grad.abs() > 0.05).sum())
+        for k in range(4):
+            u, states[k] = pieces[k].update(p[k].grad, states[k], params[k])
+            params[k] = params[k] + u
+    assert clipped > 0  # the clipping branch was exercised
+    torch.testing.assert_close(
+        torch.cat([params[0], params[1]]), torch.tensor(W_ref, dtype=torch.float64), rtol=0, atol=1e-13
+    )
+    torch.testing.assert_close(
+        torch.cat([params[2], params[3]]), torch.tensor(b_ref, dtype=torch.float64), rtol=0, atol=1e-13
+    )
+
+
+def test_glove_adagrad_is_past_only_adagrad_and_not_torch_adagrad():
+    from optbook.core import transforms as T
+
+    gen = torch.Generator().manual_seed(1)
+    grads = torch.randn(50, 4, generator=gen, dtype=torch.float64)
+    piece = T.scale_by_glove_adagrad(0.05, clip=None)
+    state = piece.init(torch.zeros(4, dtype=torch.float64))
+    past = torch.zeros(4, dtype=torch.float64)
+    p = torch.nn.Parameter(torch.zeros(4, dtype=torch.float64))
+    torch_adagrad = torch.optim.Adagrad([p], lr=1.0, initial_accumulator_value=1 / 0.05**2, eps=0.0)
+    for g in grads:
+        u, state = piece.update(g, state, None)
+        torch.testing.assert_close(u, g / (1 / 0.05**2 + past).sqrt())  # the closed form, past gradients only
+        past = past + g * g
+        before = p.detach().clone()
+        p.grad = g.clone()
+        torch_adagrad.step()
+        assert not torch.allclose(before - p.detach(), u, rtol=1e-6, atol=0)  # torch adds g_t^2 first
+    # the first step of glove.c is exactly eta * g
+    first, _ = piece.update(grads[0], piece.init(grads[0]), None)
+    torch.testing.assert_close(first, 0.05 * grads[0])
+
+
+def test_planted_topics_and_neighbour_agreement():
+    tokens, doc_topics, word_topic = nlp.planted_topics(400, 50, 120, 6, topic_share=0.8, generator=0)
+    assert tokens.shape == (400, 50) and doc_topics.shape == (400,)
+    assert word_topic.tolist() == [k % 6 for k in range(120)]
+    # with topic_share 0.8, most tokens of a document belong to its topic
+    same = (word_topic[tokens] == doc_topics[:, None]).double().mean().item()
+    assert same > 0.8
+    # frequencies still follow Zipf roughly: the most frequent word is word 0
+    assert torch.bincount(tokens.flatten(), minlength=120).argmax().item() == 0
+    # vectors that are the one-hot topic score 1; random vectors score about chance (1/6)
+    onehot = torch.nn.functional.one_hot(word_topic, 6).double() + 0.01 * torch.randn(120, 6, dtype=torch.float64)
+    assert nlp.neighbour_agreement(onehot, word_topic, k=5).min().item() == 1.0
+    rand = torch.randn(20, 120, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    chance = nlp.neighbour_agreement(rand, word_topic, k=5)
+    assert chance.shape == (20, 120)
+    assert abs(chance.mean().item() - 19 / 119) < 0.02
+
+
+def test_fit_glove_learns_topics_and_runs_a_grid():
+    from optbook.core import transforms as T
+
+    tokens, _, word_topic = nlp.planted_topics(300, 60, 100, 5, topic_share=0.7, generator=1)
+    X = nlp.cooccurrence(tokens, 100, window=5)
+    i, j = X.nonzero(as_tuple=True)
+    x = X[i, j].float()
+    eta = torch.tensor([0.02, 0.05])[:, None, None].repeat_interleave(2, 0)  # 2 settings x 2 seeds
+    vec = T.chain(T.scale_by_glove_adagrad(eta), T.scale_by_learning_rate(1.0))
+    bias = T.chain(T.scale_by_glove_adagrad(1.0, clip=None), T.scale_by_learning_rate(1.0))
+    fit = nlp.fit_glove(i, j, x, 100, 8, vec, bias, seeds=[0, 1, 0, 1], epochs=3, batch=256)
+    assert fit.vectors.shape == (4, 4, 100, 8) and fit.cost.shape == (4, 4)
+    assert (fit.cost[-1] < fit.cost[0]).all()
+    agree = nlp.neighbour_agreement(fit.vectors, word_topic).mean(-1)  # (epochs + 1, models)
+    assert (agree[0] < 0.3).all() and (agree[-1, 2:] > agree[0, 2:] + 0.15).all()
+    # same seed, same setting: same start
+    torch.testing.assert_close(fit.vectors[0, 0], fit.vectors[0, 2])
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"eta": 0.0}, "eta"),
+        ({"eta": -1.0}, "eta"),
+        ({"clip": 0.0}, "clip"),
+        ({"initial_accumulator_value": 0.0}, "initial_accumulator_value"),
+    ],
+)
+def test_glove_adagrad_rejects_bad_input(kwargs, name):
+    from optbook.core import transforms as T
+
+    with pytest.raises(ValueError, match=name):
+        T.scale_by_glove_adagrad(**kwargs)

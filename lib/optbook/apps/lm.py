@@ -13,14 +13,22 @@ r"""A small Transformer language model, text with a known entropy rate, and the 
   $$\text{lrate}(t) = d_{model}^{-0.5}\cdot\min\big(t^{-0.5},\ t\cdot \text{warmup}^{-1.5}\big),$$
 
   and :func:`transformer_lambda`, the same as a factor for ``torch.optim.lr_scheduler.LambdaLR``.
+* :func:`warmup_cosine_lambda`: today's usual schedule, a linear warmup then a cosine decay to a floor.
+* :func:`train_lm`: one training run that records the loss, the learning rate and the size of every step.
+* :func:`stacked_loss` and :func:`train_stacked`: many :class:`TinyTransformerLM` models trained side by
+  side as one batched computation (a grid of settings times seeds), with optbook's Adam/AdamW pieces.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..core import transforms as T
 from ..core import validate
 
 __all__ = [
@@ -30,6 +38,13 @@ __all__ = [
     "transformer_lr",
     "transformer_lambda",
     "constant_then_decay_lambda",
+    "warmup_cosine_lambda",
+    "LMRun",
+    "train_lm",
+    "stack_models",
+    "stacked_loss",
+    "StackedRuns",
+    "train_stacked",
 ]
 
 
@@ -244,3 +259,266 @@ def constant_then_decay_lambda(d_model: int = 512, warmup: int = 4000, scale: fl
     """No warmup: the schedule's peak from step 1, then the same $t^{-1/2}$ decay after ``warmup`` steps."""
     peak = transformer_lr(warmup, d_model, warmup)
     return lambda index: scale * (peak if index + 1 <= warmup else transformer_lr(index + 1, d_model, warmup))
+
+
+def warmup_cosine_lambda(warmup: int, total: int, final: float = 0.1):
+    r"""A ``LambdaLR`` factor: linear warmup over ``warmup`` steps, then a cosine decay to ``final`` at ``total``.
+
+    For the $t$-th call to ``optimizer.step()`` ($t = 1, 2, \dots$) the factor is $t/\text{warmup}$ while
+    $t \le$ ``warmup``, then $\text{final} + (1 - \text{final})\,\tfrac12\big(1 + \cos(\pi s)\big)$ with
+    $s = (t - \text{warmup} - 1) / (\text{total} - \text{warmup} - 1)$: the peak at steps ``warmup`` and
+    ``warmup + 1``, ``final`` at step ``total`` and after. ``warmup = 0`` starts at the peak. Multiply by the
+    optimizer's ``lr`` (the peak).
+    """
+    validate.integer_at_least("warmup", warmup, 0)
+    validate.integer_at_least("total", total, warmup + 2)
+    if not (0.0 <= final <= 1.0):
+        raise ValueError(f"Invalid final: {final!r}. final must be in [0, 1].")
+
+    def factor(index):
+        t = index + 1
+        if t <= warmup:
+            return t / warmup
+        s = min(1.0, (t - warmup - 1) / max(total - warmup - 1, 1))
+        return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * s))
+
+    return factor
+
+
+@dataclass
+class LMRun:
+    """One training run of :func:`train_lm`: per step the training loss, the learning rate, the norm of
+    the parameter change $\\lVert\theta_t - \theta_{t-1}\rVert$ and whether the gradient was clipped; and
+    the loss on held-out text at the end."""
+
+    losses: np.ndarray
+    lrs: np.ndarray
+    step_sizes: np.ndarray
+    clipped: np.ndarray
+    held_out: float
+
+
+def train_lm(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    lr_lambda,
+    text: MarkovText,
+    steps: int,
+    batch: int,
+    *,
+    data_seed: int = 100,
+    clip: float | None = None,
+    held_out: int = 512,
+    progress=None,
+) -> LMRun:
+    """Train ``model`` on fresh windows of ``text`` for ``steps`` steps (a ``LambdaLR(optimizer, lr_lambda)``
+    schedule; ``clip``: clip the gradient's global norm with ``torch.nn.utils.clip_grad_norm_``).
+
+    Every step draws ``batch`` new windows of ``model.context + 1`` tokens from a generator seeded with
+    ``data_seed``, so runs with the same ``data_seed`` see the same text, and the training loss is a loss on
+    unseen text. The held-out loss is measured on ``held_out`` windows of a fixed, separate seed.
+    """
+    validate.integer_at_least("steps", steps, 1)
+    validate.integer_at_least("batch", batch, 1)
+    if clip is not None:
+        validate.positive("clip", clip)
+    device = next(model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    gen = torch.Generator().manual_seed(data_seed)
+    losses, lrs, sizes, clipped = [], [], [], []
+    loop = range(steps) if progress is None else progress(range(steps))
+    model.train()
+    for _ in loop:
+        tokens = text.sample(batch, model.context + 1, gen, device=device)
+        loss = model.loss(tokens)
+        optimizer.zero_grad()
+        loss.backward()
+        if clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(params, clip)
+            clipped.append(bool(norm > clip))
+        else:
+            clipped.append(False)
+        before = [p.detach().clone() for p in params]
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        sched.step()
+        sizes.append(math.sqrt(sum(float((p.detach() - b).pow(2).sum()) for p, b in zip(params, before))))
+        losses.append(loss.item())
+    model.eval()
+    with torch.no_grad():
+        tokens = text.sample(held_out, model.context + 1, torch.Generator().manual_seed(7), device=device)
+        final = model.loss(tokens).item()
+    return LMRun(np.array(losses), np.array(lrs), np.array(sizes), np.array(clipped), final)
+
+
+# --- Many models at once --------------------------------------------------------------------------
+
+
+def stack_models(models) -> dict:
+    """The parameters of same-shaped :class:`TinyTransformerLM` models, stacked: name -> tensor ``(M, ...)``."""
+    models = list(models)
+    if not models:
+        raise ValueError("models must hold at least one TinyTransformerLM")
+    names = [n for n, _ in models[0].named_parameters()]
+    return {n: torch.stack([dict(m.named_parameters())[n].detach() for m in models]).clone() for n in names}
+
+
+def stacked_loss(params: dict, tokens: torch.Tensor, n_heads: int, norm_first: bool = False) -> torch.Tensor:
+    r"""The mean next-token cross-entropy of each of ``M`` stacked models (:func:`stack_models`) on its own
+    windows ``tokens`` of shape ``(M, batch, length + 1)``; returns shape ``(M,)``.
+
+    The same computation as :meth:`TinyTransformerLM.loss` (post-LN or pre-LN blocks, GELU, causal
+    attention, dropout 0), written with a leading model dimension so that a grid of models trains in one
+    pass; a test checks it against the module.
+    """
+    F = nn.functional
+    M, B, L = tokens.shape
+    x, y = tokens[..., :-1], tokens[..., 1:]
+    T_ = L - 1
+    E = params["embed.weight"]
+    d = E.shape[-1]
+    if d % n_heads:
+        raise ValueError(f"Invalid n_heads: {n_heads}. d_model={d} must be divisible by n_heads.")
+    dh = d // n_heads
+    h = torch.gather(E, 1, x.reshape(M, -1, 1).expand(-1, -1, d)).view(M, B, T_, d) + params["position"][:, None, :T_]
+    layers = sorted({int(n.split(".")[2]) for n in params if n.startswith("blocks.layers.")})
+
+    def lin(z, w, b):
+        return torch.einsum("mbti,moi->mbto", z, w) + b[:, None, None]
+
+    for layer in layers:
+        P = {n.split(".", 3)[3]: v for n, v in params.items() if n.startswith(f"blocks.layers.{layer}.")}
+
+        def attention(z, P=P):
+            qkv = lin(z, P["self_attn.in_proj_weight"], P["self_attn.in_proj_bias"])
+            q, k, v = qkv.view(M, B, T_, 3, n_heads, dh).permute(3, 0, 1, 4, 2, 5).reshape(3, M * B, n_heads, T_, dh)
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            o = o.view(M, B, n_heads, T_, dh).transpose(2, 3).reshape(M, B, T_, d)
+            return lin(o, P["self_attn.out_proj.weight"], P["self_attn.out_proj.bias"])
+
+        def feed_forward(z, P=P):
+            return lin(F.gelu(lin(z, P["linear1.weight"], P["linear1.bias"])), P["linear2.weight"], P["linear2.bias"])
+
+        def norm(z, name, P=P):
+            return F.layer_norm(z, (d,)) * P[name + ".weight"][:, None, None] + P[name + ".bias"][:, None, None]
+
+        if norm_first:
+            h = h + attention(norm(h, "norm1"))
+            h = h + feed_forward(norm(h, "norm2"))
+        else:
+            h = norm(h + attention(h), "norm1")
+            h = norm(h + feed_forward(h), "norm2")
+    logits = lin(h, params["out.weight"], params["out.bias"])
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
+    return ce.view(M, -1).mean(1)
+
+
+@dataclass
+class StackedRuns:
+    """The result of :func:`train_stacked` for ``M`` models: per step and model the training loss, the
+    learning rate, the norm of the parameter change and whether the gradient was clipped (arrays of shape
+    ``(steps, M)``), and each model's loss on held-out text at the end (shape ``(M,)``)."""
+
+    losses: np.ndarray
+    lrs: np.ndarray
+    step_sizes: np.ndarray
+    clipped: np.ndarray
+    held_out: np.ndarray
+
+
+def train_stacked(
+    models,
+    text: MarkovText,
+    steps: int,
+    batch: int,
+    lrs,
+    *,
+    beta1=0.9,
+    beta2=0.999,
+    eps: float = 1e-8,
+    weight_decay=0.0,
+    clip=None,
+    data_seeds=None,
+    n_heads: int = 4,
+    norm_first: bool = False,
+    held_out: int = 512,
+    progress=None,
+) -> StackedRuns:
+    r"""Train ``M`` :class:`TinyTransformerLM` models side by side, each with its own Adam(W) settings.
+
+    ``lrs`` has shape ``(steps, M)``: model ``m``'s learning rate at step ``t`` (a schedule per model).
+    ``beta1``, ``beta2``, ``weight_decay`` and ``clip`` are numbers or sequences of ``M`` values; the
+    update of each model is optbook's ``chain(scale_by_adam(beta1, beta2, eps), add_decayed_weights(wd),
+    scale_by_learning_rate(lr_t))``, AdamW's order, with the decay applied to matrices only (no biases, no
+    norms). ``clip`` (``None`` or ``inf``: off) scales the model's whole gradient to that norm when it is
+    larger, as ``torch.nn.utils.clip_grad_norm_`` does. Model ``m`` draws its windows with the generator
+    seeded by ``data_seeds[m]`` (default 100 for all), as :func:`train_lm` does, so with the same seeds and
+    an Adam setting the two give the same run (a test checks it).
+    """
+    models = list(models)
+    M = len(models)
+    validate.integer_at_least("steps", steps, 1)
+    validate.integer_at_least("batch", batch, 1)
+    device = next(models[0].parameters()).device
+    lrs = torch.as_tensor(np.asarray(lrs, dtype=np.float64), dtype=torch.float32, device=device)
+    if lrs.shape != (steps, M):
+        raise ValueError(f"lrs must have shape (steps, M) = ({steps}, {M}), got {tuple(lrs.shape)}")
+
+    def per_model(name, value):
+        t = torch.as_tensor(value, dtype=torch.float32, device=device).flatten()
+        if t.numel() == 1:
+            t = t.expand(M)
+        if t.numel() != M:
+            raise ValueError(f"{name} must be a number or {M} values (one per model), got {t.numel()}")
+        return t
+
+    b1, b2 = per_model("beta1", beta1), per_model("beta2", beta2)
+    wd = per_model("weight_decay", weight_decay)
+    limit = per_model("clip", float("inf") if clip is None else clip)
+    if bool((limit <= 0).any()):
+        raise ValueError("Invalid clip: clip must be > 0 (or None / inf for no clipping).")
+    seeds = [100] * M if data_seeds is None else [int(s) for s in data_seeds]
+    if len(seeds) != M:
+        raise ValueError(f"data_seeds must hold {M} seeds (one per model), got {len(seeds)}")
+    params = stack_models(models)
+    context = models[0].context
+    chains, states = {}, {}
+    for name, p in params.items():
+        shape = (M,) + (1,) * (p.dim() - 1)
+        decay = wd.view(shape) if p.dim() >= 3 else 0.0
+
+        def lr_at(t, shape=shape):
+            return lrs[t - 1].view(shape)
+
+        chains[name] = T.chain(
+            T.scale_by_adam(b1.view(shape), b2.view(shape), eps),
+            T.add_decayed_weights(decay),
+            T.scale_by_learning_rate(lr_at),
+        )
+        states[name] = chains[name].init(p)
+    generators = {s: torch.Generator().manual_seed(s) for s in sorted(set(seeds))}
+    losses, sizes, clipped = [], [], []
+    loop = range(steps) if progress is None else progress(range(steps))
+    for _ in loop:
+        drawn = {s: text.sample(batch, context + 1, g, device=device) for s, g in generators.items()}
+        tokens = torch.stack([drawn[s] for s in seeds])
+        leaves = {n: p.requires_grad_() for n, p in params.items()}
+        loss = stacked_loss(leaves, tokens, n_heads, norm_first)
+        grads = dict(zip(leaves, torch.autograd.grad(loss.sum(), list(leaves.values()))))
+        with torch.no_grad():
+            norm = torch.sqrt(sum(g.pow(2).flatten(1).sum(1) for g in grads.values()))
+            coef = (limit / (norm + 1e-6)).clamp(max=1.0)
+            clipped.append((norm > limit).cpu().numpy())
+            moved = torch.zeros(M, device=device)
+            for n, p in params.items():
+                g = grads[n] * coef.view((M,) + (1,) * (p.dim() - 1))
+                u, states[n] = chains[n].update(g, states[n], p.detach())
+                params[n] = p.detach() + u
+                moved += u.pow(2).flatten(1).sum(1)
+        sizes.append(moved.sqrt().cpu().numpy())
+        losses.append(loss.detach().cpu().numpy())
+    with torch.no_grad():
+        tokens = text.sample(held_out, context + 1, torch.Generator().manual_seed(7), device=device)
+        final = stacked_loss(params, tokens[None].expand(M, -1, -1), n_heads, norm_first).cpu().numpy()
+    return StackedRuns(np.array(losses), lrs.cpu().numpy(), np.array(sizes), np.array(clipped), final)

@@ -42,7 +42,16 @@ from torch import nn
 from ..core import optim, validate
 from ..core import transforms as T
 
-__all__ = ["RECIPES", "LossScaler", "mlp", "History", "train", "first_adam_step", "lost_update"]
+__all__ = [
+    "RECIPES",
+    "LossScaler",
+    "mlp",
+    "History",
+    "train",
+    "memory_per_parameter",
+    "first_adam_step",
+    "lost_update",
+]
 
 RECIPES = (
     "fp32",
@@ -108,7 +117,8 @@ class History(NamedTuple):
     scale used, 1 without scaling), ``skipped`` (the step was skipped for an inf gradient) and ``lost`` (the
     fraction of weights with a nonzero gradient that the step left unchanged). ``first_nonfinite``: the
     first step (from 1) whose weights contain inf/NaN, or None; ``accuracy``: on the test set at the end;
-    ``model``: the trained network (the float32 master where the recipe keeps one)."""
+    ``model``: the trained network (the float32 master where the recipe keeps one); ``memory``: bytes per
+    parameter after the last step, read from the real tensors (:func:`memory_per_parameter`)."""
 
     loss: torch.Tensor
     scale: torch.Tensor
@@ -117,6 +127,7 @@ class History(NamedTuple):
     first_nonfinite: int | None
     accuracy: float
     model: nn.Module
+    memory: dict | None = None
 
 
 def _param_dtype(recipe):
@@ -240,6 +251,7 @@ def train(
                 w.copy_(m)
         logits = model(x_test.to(next(model.parameters()).dtype) if autocast is None else x_test)
         accuracy = (logits.float().argmax(-1) == y_test).double().mean().item()
+    memory = memory_per_parameter(model, master if master is not model else None, opt)
     return History(
         torch.tensor(losses, dtype=torch.float64),
         torch.tensor(scales, dtype=torch.float64),
@@ -248,7 +260,37 @@ def train(
         first_nonfinite,
         accuracy,
         master if recipe not in ("fp16", "fp16 + fp32 state", "bf16") else model,
+        memory,
     )
+
+
+def _bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+
+
+def memory_per_parameter(model: nn.Module, master: nn.Module | None, optimizer: torch.optim.Optimizer) -> dict:
+    r"""Bytes per parameter held by a training set-up, read from its tensors (not from a formula).
+
+    ``weights``: the parameters the forward and backward passes use; ``gradients``: their ``.grad``;
+    ``master``: a separate float32 copy that the optimizer updates, and its ``.grad`` (``master grads``),
+    where there is one; ``state``: every tensor in ``optimizer.state``, including the per-tensor ``step``
+    where it is a tensor. Each is divided by the number of parameters; ``total`` is their sum. Activations
+    and temporary casts (autocast's float16 copies) are not counted: they live only during a step.
+    """
+    params = list(model.parameters())
+    n = sum(p.numel() for p in params)
+    out = {
+        "weights": _bytes(params) / n,
+        "gradients": _bytes(p.grad for p in params) / n,
+        "master": 0.0,
+        "master grads": 0.0,
+    }
+    if master is not None:
+        out["master"] = _bytes(master.parameters()) / n
+        out["master grads"] = _bytes(p.grad for p in master.parameters()) / n
+    out["state"] = _bytes(v for st in optimizer.state.values() for v in st.values()) / n
+    out["total"] = sum(out.values())
+    return out
 
 
 def first_adam_step(

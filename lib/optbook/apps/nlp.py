@@ -13,7 +13,10 @@ with $s \approx 1$ for English {cite}`zipf1949human`. Everything here is generat
 * :func:`bag_of_words`: documents as count (or presence) vectors;
 * :func:`logistic_teacher`: a labelling rule whose signal sits on chosen frequent and rare words;
 * :func:`cooccurrence`: GloVe's distance-weighted co-occurrence matrix $X_{ij}$;
-* :func:`glove_weight` and :func:`glove_loss`: GloVe's weighted least squares {cite}`pennington2014glove`.
+* :func:`glove_weight` and :func:`glove_loss`: GloVe's weighted least squares {cite}`pennington2014glove`;
+* :func:`planted_topics`: documents whose every word belongs to one planted topic, frequent and rare alike;
+* :func:`neighbour_agreement`: how well word vectors recover the planted topics, word by word;
+* :func:`fit_glove`: GloVe trained for a whole grid of settings and seeds at once, with any optbook piece.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..core import transforms as T
 from ..core import validate
 
 __all__ = [
@@ -34,6 +38,10 @@ __all__ = [
     "cooccurrence",
     "glove_weight",
     "glove_loss",
+    "planted_topics",
+    "neighbour_agreement",
+    "GloveFit",
+    "fit_glove",
 ]
 
 
@@ -202,3 +210,130 @@ def glove_loss(w, w_ctx, b, b_ctx, i, j, x, x_max: float = 100.0, alpha: float =
         raise ValueError("i, j and x must be 1-D tensors of the same length (one entry of X each)")
     pred = (w[i] * w_ctx[j]).sum(-1) + b[i] + b_ctx[j]
     return 0.5 * (glove_weight(x, x_max, alpha) * (pred - x.log()) ** 2).sum()
+
+
+def planted_topics(
+    n_docs: int,
+    doc_length: int,
+    vocab_size: int,
+    n_topics: int,
+    *,
+    topic_share: float = 0.5,
+    exponent: float = 1.0,
+    generator=None,
+):
+    r"""Documents with a planted structure: word ``k`` belongs to topic ``k % n_topics``.
+
+    Each document picks a topic $z$ uniformly; each token comes, with probability ``topic_share``, from
+    the words of topic $z$ (with their Zipf weights, renormalised), else from the whole Zipf law. Topics
+    interleave the ranks, so every topic owns frequent and rare words, and a word's overall frequency is
+    still about $p_k$. A rare word is seen rarely, but when it is seen it is in its topic's company: its
+    topic can be learned from few occurrences. Returns ``(tokens, doc_topics, word_topic)``.
+    """
+    validate.integer_at_least("n_docs", n_docs, 1)
+    validate.integer_at_least("doc_length", doc_length, 1)
+    validate.integer_at_least("n_topics", n_topics, 1, vocab_size)
+    if not (0.0 <= topic_share <= 1.0):
+        raise ValueError(f"Invalid topic_share: {topic_share!r}. topic_share must be in [0, 1].")
+    gen = _generator(generator)
+    p = zipf_probabilities(vocab_size, exponent)
+    word_topic = torch.arange(vocab_size) % n_topics
+    within = torch.stack([torch.where(word_topic == z, p, torch.zeros_like(p)) for z in range(n_topics)])
+    within = within / within.sum(1, keepdim=True)  # (n_topics, V): P(word | topic)
+    doc_topics = torch.randint(n_topics, (n_docs,), generator=gen)
+    background = torch.multinomial(p, n_docs * doc_length, replacement=True, generator=gen).view(n_docs, doc_length)
+    topical = torch.multinomial(within[doc_topics], doc_length, replacement=True, generator=gen)
+    from_topic = torch.rand(n_docs, doc_length, generator=gen) < topic_share
+    return torch.where(from_topic, topical, background), doc_topics, word_topic
+
+
+def neighbour_agreement(vectors: torch.Tensor, word_topic: torch.Tensor, k: int = 5) -> torch.Tensor:
+    r"""For each word, the fraction of its ``k`` nearest other words (cosine similarity) that share its
+    planted topic. ``vectors`` has shape ``(..., V, D)``; the result ``(..., V)``. Random vectors score the
+    chance level, about $1/\text{n\_topics}$; vectors that recovered the topics score near 1.
+    """
+    V = vectors.shape[-2]
+    validate.integer_at_least("k", k, 1, V - 1)
+    if word_topic.shape != (V,):
+        raise ValueError(f"word_topic must have shape ({V},) (one topic per word), got {tuple(word_topic.shape)}")
+    unit = vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    sim = unit @ unit.transpose(-1, -2)
+    sim.diagonal(dim1=-2, dim2=-1).fill_(-float("inf"))
+    nearest = sim.topk(k, dim=-1).indices  # (..., V, k)
+    topics = word_topic.to(vectors.device)
+    return (topics[nearest] == topics[:, None]).double().mean(-1)
+
+
+@dataclass
+class GloveFit:
+    """The result of :func:`fit_glove` for ``M`` models: the vectors ``w + w_ctx`` (GloVe's own output,
+    ``model = 2`` in glove.c) after each epoch, shape ``(epochs + 1, M, V, D)``, and the mean weighted cost
+    per entry after each epoch, shape ``(epochs + 1, M)``."""
+
+    vectors: torch.Tensor
+    cost: torch.Tensor
+
+
+def fit_glove(
+    i: torch.Tensor,
+    j: torch.Tensor,
+    x: torch.Tensor,
+    vocab_size: int,
+    dim: int,
+    vector_piece: T.Transform,
+    bias_piece: T.Transform,
+    seeds,
+    *,
+    epochs: int = 5,
+    batch: int = 512,
+) -> GloveFit:
+    r"""Train ``M = len(seeds)`` GloVe models at once on the entries ``(i, j, X_ij)``.
+
+    Model ``m`` starts from glove.c's initialisation, uniform in $\pm 0.5/D$ for vectors and 0 for biases
+    (seeded with ``seeds[m]``), and sees the entries in its own seeded order, ``batch`` entries per step,
+    with the summed cost of :func:`glove_loss`. Its word and context vectors are updated by
+    ``vector_piece``, its biases by ``bias_piece``: optbook pieces ending in the learning rate. Their
+    hyperparameters may be tensors of shape ``(M, 1, 1)`` (vectors) and ``(M, 1)`` (biases), so one call
+    runs a grid of learning rates times seeds. Everything lives on the device of ``x``.
+    """
+    validate.integer_at_least("vocab_size", vocab_size, 1)
+    validate.integer_at_least("dim", dim, 1)
+    validate.integer_at_least("epochs", epochs, 1)
+    validate.integer_at_least("batch", batch, 1)
+    if not (i.shape == j.shape == x.shape and i.dim() == 1):
+        raise ValueError("i, j and x must be 1-D tensors of the same length (one entry of X each)")
+    seeds = [int(s) for s in seeds]
+    M, dev, n = len(seeds), x.device, len(x)
+    vecs, orders = [], []
+    for s in seeds:
+        g = torch.Generator().manual_seed(s)
+        vecs.append(((torch.rand(2, vocab_size, dim, generator=g, dtype=torch.float64) - 0.5) / dim).float())
+        orders.append(g)
+    w, wc = torch.stack(vecs).to(dev).unbind(1)
+    params = [w, wc, torch.zeros(M, vocab_size, device=dev), torch.zeros(M, vocab_size, device=dev)]
+    pieces = [vector_piece, vector_piece, bias_piece, bias_piece]
+    states = [piece.init(p) for piece, p in zip(pieces, params)]
+    rows = torch.arange(M, device=dev)[:, None]
+    weight, log_x = glove_weight(x), x.log()
+
+    def cost(p):
+        pred = torch.einsum("mnd,mnd->mn", p[0][:, i], p[1][:, j]) + p[2][:, i] + p[3][:, j]
+        return (0.5 * weight * (pred - log_x) ** 2).mean(-1)
+
+    vectors, costs = [params[0] + params[1]], [cost(params)]
+    for _ in range(epochs):
+        perm = torch.stack([torch.randperm(n, generator=g) for g in orders]).to(dev)  # (M, n)
+        for s in range(0, n, batch):
+            k = perm[:, s : s + batch]
+            p = [q.detach().requires_grad_() for q in params]
+            bi, bj = i[k], j[k]
+            pred = (p[0][rows, bi] * p[1][rows, bj]).sum(-1) + p[2][rows, bi] + p[3][rows, bj]
+            (0.5 * weight[k] * (pred - log_x[k]) ** 2).sum().backward()
+            with torch.no_grad():
+                for a, (piece, q) in enumerate(zip(pieces, p)):
+                    u, states[a] = piece.update(q.grad, states[a], q.detach())
+                    params[a] = q.detach() + u
+        with torch.no_grad():
+            vectors.append(params[0] + params[1])
+            costs.append(cost(params))
+    return GloveFit(torch.stack(vectors).detach(), torch.stack(costs).detach())

@@ -125,7 +125,7 @@ def step(opt, group: dict, hyper: dict, params: list, chain) -> bool:
         return False
     if any(p.grad.is_sparse or p.is_complex() or not p.is_floating_point() for p in params):
         return False
-    if any(not opt.state[p] for p in params):
+    if any(not opt.state.get(p) for p in params):
         return False  # the first step makes the state; the flat buffers start from it
     if opt._flat is None:
         opt._flat = {}

@@ -110,6 +110,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         self._flat = None  # the fast path's buffers, made on first use (optbook.core.fast)
         defaults.setdefault("state_dtype", None)
         defaults.update({k: v for k, v in kernel_options.items() if k in _KERNEL_OPTIONS})
+        self.build_chain(_numbers(defaults))  # hyperparameters first, as torch checks them before the params
         super().__init__(params, defaults)
 
     @staticmethod
@@ -189,10 +190,12 @@ class ChainOptimizer(torch.optim.Optimizer):
             param, grad = param.to(work), grad.to(work)
         if is_complex:
             param, grad = torch.view_as_real(param), torch.view_as_real(grad)
-        state = self.state[p]
+        state = self.state.get(p)
         state = self.chain_state(state) if state else chain.init(param)
         update, new = chain.update(grad, state, param)
-        self.state[p] = self.torch_state(new, state, is_complex)
+        new = self.torch_state(new, state, is_complex)
+        if new:  # no entry for a memoryless optimizer (SGD without momentum), as torch
+            self.state[p] = new
         if is_complex:
             update = torch.view_as_complex(update.contiguous())
         p.add_(update.to(p.dtype))

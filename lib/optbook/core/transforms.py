@@ -636,3 +636,38 @@ def schedule_free_eval_point(y: torch.Tensor, z: torch.Tensor, b1=0.9) -> torch.
 def schedule_free_train_point(x: torch.Tensor, z: torch.Tensor, b1=0.9) -> torch.Tensor:
     r"""The training point $y = (1-\beta_1) z + \beta_1 x$, computed as ``lerp(x, z, 1 - \beta_1)``."""
     return torch.lerp(x, z, 1 - b1)
+
+
+# --- GloVe's AdaGrad --------------------------------------------------------------------------------
+
+
+def scale_by_glove_adagrad(eta=0.05, initial_accumulator_value=1.0, clip=100.0) -> Transform:
+    r"""AdaGrad as GloVe's reference code ``glove.c`` writes it (stanfordnlp/GloVe, ``src/glove.c``).
+
+    $$s_t = \eta\,\operatorname{clip}(g_t, \pm c),\qquad u_t = \frac{s_t}{\sqrt{G_{t-1}}},\qquad
+      G_t = G_{t-1} + s_t^2,\qquad G_0 = 1 .$$
+
+    Three differences from :func:`scale_by_rss`: the accumulator sums $(\eta g)^2$, not $g^2$; it starts at
+    1 ("so initial value of eta is equal to initial learning rate"); and the step divides by it *before*
+    the current term is added. Equivalently $u_t = g_t / \sqrt{1/\eta^2 + \sum_{s<t} g_s^2}$ (without
+    clipping): AdaGrad with learning rate 1, a prior accumulator $1/\eta^2$ and past gradients only.
+    ``torch.optim.Adagrad(lr=1, initial_accumulator_value=1/eta**2, eps=0)`` is the nearest torch setting;
+    it differs by the current $g_t^2$ in the denominator, so no torch setting is exact.
+    At glove.c's HEAD the word and context vectors use ``eta = 0.05, clip = 100``; the biases use no
+    $\eta$ and no clipping (``eta = 1, clip = None``). The piece already carries $\eta$: chain it with
+    ``scale_by_learning_rate(1.0)`` for the minus sign. A zero gradient moves nothing and adds nothing,
+    so on dense gradients with zero rows it is the sparse update of glove.c.
+    """
+    validate.positive("eta", eta)
+    validate.positive("initial_accumulator_value", initial_accumulator_value)
+    if clip is not None:
+        validate.positive("clip", clip)
+
+    def init(param):
+        return {"gradsq": torch.zeros_like(param) + initial_accumulator_value}
+
+    def update(g, state, param):
+        s = eta * (g if clip is None else g.clamp(-clip, clip))
+        return s / state["gradsq"].sqrt(), {"gradsq": state["gradsq"] + s * s}
+
+    return Transform(init, update)
