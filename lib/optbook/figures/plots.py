@@ -20,6 +20,7 @@ from ..lab import catalog
 
 # One colour per optimizer, read from the book's one list, so "AdaGrad" is the same colour everywhere.
 COLORS = catalog.colors()
+DASHES = catalog.dashes()  # lines whose colours are close in lightness differ in style
 CYCLE = [e.color for e in catalog.OPTIMIZERS]
 
 STYLE = {
@@ -105,6 +106,14 @@ def color(name: str, default=None):
     return COLORS.get(name, default)
 
 
+def line(name: str, index: int = 0) -> dict:
+    """``color`` and ``linestyle`` of the optimizer ``name`` (``ax.plot(x, y, **plots.line("Adam"))``).
+
+    A name outside the catalog gets the ``index``-th colour of the cycle and a solid line.
+    """
+    return {"color": COLORS.get(name, CYCLE[index % len(CYCLE)]), "linestyle": DASHES.get(name, "-")}
+
+
 def _numpy(x):
     return x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
@@ -156,7 +165,14 @@ def contour(
         c = COLORS.get(label, CYCLE[i % len(CYCLE)])
         for k in range(pts.shape[1]):
             ax.plot(
-                pts[:, k, 0], pts[:, k, 1], color=c, lw=1.5, marker="o", markersize=2.5, label=label if k == 0 else None
+                pts[:, k, 0],
+                pts[:, k, 1],
+                color=c,
+                linestyle=DASHES.get(label, "-"),
+                lw=1.5,
+                marker="o",
+                markersize=2.5,
+                label=label if k == 0 else None,
             )
             ax.plot(pts[0, k, 0], pts[0, k, 1], marker="s", color="black", markersize=5)
     ax.set_xlim(x0, x1)
@@ -201,7 +217,7 @@ def loss_curves(curves: dict, ax=None, log=True, xlabel="step", ylabel="loss", f
             np.arange(len(v)),
             np.maximum(v, floor) if log else v,
             label=label,
-            color=COLORS.get(label, CYCLE[i % len(CYCLE)]),
+            **line(label, i),
         )
     if log:
         ax.set_yscale("log")
