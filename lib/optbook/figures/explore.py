@@ -242,14 +242,19 @@ def explore(
         images[key] = _render(fig, dpi or _dpi(fig, SCALE), text_scale)
         labels[key] = [str(readouts[n](dict(values))) if n in readouts else labellers[n](values[n]) for n in controls]
     widest = max(image.width for image in images.values())
-    # twice the column's pixels; where that is over the budget, fewer (never under MIN_SCALE per CSS pixel)
-    for scale in (SCALE, 1.75, MIN_SCALE) if dpi is None else (SCALE,):
-        factor = scale / SCALE
+    # Twice the column's pixels where the byte budget allows; else fewer pixels, never under MIN_SCALE per
+    # CSS pixel: below that the frame is shown narrower than the column (but never under half of it).
+    factor = 1.0
+    while True:
         frames = {key: _encode(image, colors, factor) for key, image in images.items()}
+        scale = SCALE * factor if dpi is not None else max(MIN_SCALE, SCALE * factor)
         shown = min(COLUMN_PX, math.floor(widest * factor / scale))
         result = Explorable(frames, controls, default, labels, title, alt or title or "explorable figure", names, shown)
         if result.size_bytes <= max_bytes:
             return result
+        if dpi is not None or shown < COLUMN_PX / 2:
+            break
+        factor *= 0.95 * math.sqrt(max_bytes / result.size_bytes)  # bytes grow about as the pixel area
     raise ValueError(
         f"this explorable is {result.size_bytes / 1e6:.2f} MB, over the budget of {max_bytes / 1e6:.2f} MB: "
         "use fewer values per control, a smaller figure, fewer colors or a lower dpi"
