@@ -232,29 +232,38 @@ def explore(
         raise ValueError(f"text_scale must be between 0.5 and 3, got {text_scale!r}")
     formats = formats or {}
     labellers = {n: _labeller(formats.get(n)) for n in controls}
-    images, labels = {}, {}
-    for indices in itertools.product(*(range(len(v)) for v in controls.values())):
-        values = {n: controls[n][i] for n, i in zip(controls, indices)}
+    combos = [
+        ("-".join(map(str, indices)), {n: controls[n][i] for n, i in zip(controls, indices)})
+        for indices in itertools.product(*(range(len(v)) for v in controls.values()))
+    ]
+    labels = {
+        key: [str(readouts[n](dict(values))) if n in readouts else labellers[n](values[n]) for n in controls]
+        for key, values in combos
+    }
+
+    def frame(values, factor):
         fig = draw(**values)
         if fig is None or not hasattr(fig, "savefig"):
             raise TypeError("draw(**values) must return a matplotlib Figure")
-        key = "-".join(map(str, indices))
-        images[key] = _render(fig, dpi or _dpi(fig, SCALE), text_scale)
-        labels[key] = [str(readouts[n](dict(values))) if n in readouts else labellers[n](values[n]) for n in controls]
-    widest = max(image.width for image in images.values())
-    # Twice the column's pixels where the byte budget allows; else fewer pixels, never under MIN_SCALE per
-    # CSS pixel: below that the frame is shown narrower than the column (but never under half of it).
-    factor = 1.0
-    while True:
-        frames = {key: _encode(image, colors, factor) for key, image in images.items()}
-        scale = SCALE * factor if dpi is not None else max(MIN_SCALE, SCALE * factor)
-        shown = min(COLUMN_PX, math.floor(widest * factor / scale))
+        image = _render(fig, dpi * factor if dpi else _dpi(fig, SCALE) * factor, text_scale)
+        return _encode(image, colors), image.width
+
+    # Twice the column's pixels where the byte budget allows; else fewer, never under MIN_SCALE per CSS
+    # pixel: then the frame is shown narrower than the column (never under half of it). The first frame,
+    # drawn at each size, tells which size fits; the whole set is then drawn once (again if it did not fit).
+    factors = [1.0] if dpi else [1.0, 0.875, 0.75, 0.66, 0.58, 0.5, 0.44, 0.38]
+    sizes = {f: len(frame(combos[0][1], f)[0]) for f in factors} if len(factors) > 1 else {1.0: 0}
+    fitting = [f for f in factors if sizes[f] * len(combos) * 1.05 <= max_bytes] or factors[-1:]
+    for factor in factors[factors.index(fitting[0]) :]:
+        frames, widths = {}, []
+        for key, values in combos:
+            frames[key], width = frame(values, factor)
+            widths.append(width)
+        scale = SCALE * factor if dpi else max(MIN_SCALE, SCALE * factor)
+        shown = min(COLUMN_PX, math.floor(max(widths) / scale))
         result = Explorable(frames, controls, default, labels, title, alt or title or "explorable figure", names, shown)
         if result.size_bytes <= max_bytes:
             return result
-        if dpi is not None or shown < COLUMN_PX / 2:
-            break
-        factor *= 0.95 * math.sqrt(max_bytes / result.size_bytes)  # bytes grow about as the pixel area
     raise ValueError(
         f"this explorable is {result.size_bytes / 1e6:.2f} MB, over the budget of {max_bytes / 1e6:.2f} MB: "
         "use fewer values per control, a smaller figure, fewer colors or a lower dpi"
