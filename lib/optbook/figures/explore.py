@@ -47,13 +47,13 @@ _counter = itertools.count(1)
 STYLE = (
     "<style>"
     ".optbook-explorable{max-width:100%;box-sizing:border-box}"
-    ".optbook-explorable-controls{display:grid;grid-template-columns:minmax(0,max-content) minmax(6em,1fr) "
-    "minmax(4.5em,max-content);column-gap:.6em;row-gap:.2em;align-items:center;max-width:100%;margin:.2em 0}"
+    ".optbook-explorable-controls{display:grid;grid-template-columns:fit-content(40%) minmax(6em,1fr) "
+    "fit-content(30%);column-gap:.6em;row-gap:.2em;align-items:center;max-width:100%;margin:.2em 0}"
     ".optbook-explorable-controls label{display:contents}"
     ".optbook-explorable-controls input{width:100%;min-width:0;margin:0;box-sizing:border-box}"
-    ".optbook-explorable-controls output{font-family:monospace;white-space:nowrap}"
+    ".optbook-explorable-controls output{font-family:monospace;overflow-wrap:anywhere;min-width:4.5em}"
     ".optbook-explorable img{display:block;width:100%;height:auto;max-width:100%}"
-    "@media (max-width:560px){.optbook-explorable-controls{grid-template-columns:minmax(0,1fr) max-content}"
+    "@media (max-width:560px){.optbook-explorable-controls{grid-template-columns:minmax(0,1fr) fit-content(40%)}"
     ".optbook-explorable-controls span{grid-column:1/-1;margin-top:.3em}}"
     "</style>"
 )
