@@ -413,3 +413,26 @@ def test_no_broken_relative_links_or_anchors():
             elif url.fragment and target.suffix == ".html" and url.fragment not in _parse(target).ids:
                 broken.append(f"{name}: {href} (no such anchor)")
     assert not broken, f"{len(broken)} broken link(s):\n" + "\n".join(broken[:40])
+
+
+AUTHOR_YEAR = re.compile(r"^[^\W\d][^,\[\]]*, (\d{4}[a-z]?|n\.d\.)$")
+
+
+def test_one_citation_style_in_the_text_and_the_list():
+    """The list's labels are the text's citations ("Kingma and Ba, 2015"), and every listed work is cited or
+    under "Further reading"."""
+    references = HTML / "book" / "references.html"
+    if not references.exists():
+        _missing("the book is not built: run `make book` first")
+    source = references.read_text()
+    labels = re.findall(r'<span class="label"><span class="fn-bracket">\[</span>(.*?)<span', source)
+    assert labels, "no labelled references in the list"
+    bad = [label for label in labels if not AUTHOR_YEAR.match(label)]
+    assert not bad, f"labels not in the text's author-year style: {bad[:10]}"
+    cited = set()
+    for name in pages():
+        cited |= set(re.findall(r'href="[^"]*references\.html#([\w-]+)"', (HTML / name).read_text()))
+    further = source.find('id="further-reading"')
+    listed = re.findall(r'<div class="citation" id="([\w-]+)"', source[: further if further > 0 else None])
+    uncited = [anchor for anchor in listed if anchor not in cited]
+    assert not uncited, f"{len(uncited)} works listed under References but cited nowhere: {uncited[:10]}"
