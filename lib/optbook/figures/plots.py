@@ -96,7 +96,10 @@ def _show_figures_described() -> None:
     shell = get_ipython()
     if shell is None or "inline" not in str(plt.rcParams.get("backend", "")):
         return
-    import matplotlib_inline.backend_inline  # noqa: F401  (configures inline support first, then we override)
+    try:  # configures the inline backend's own formatters first, so that ours replaces them
+        import matplotlib_inline.backend_inline  # noqa: F401
+    except ImportError:
+        return
     from matplotlib.figure import Figure
 
     shell.display_formatter.formatters["image/png"].for_type(Figure, figure_png)
