@@ -56,3 +56,33 @@ def test_healthy_notebook_builds(tmp_path):
     cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="42\n")]
     result = tiny_book(tmp_path, notebook_with(cell))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+@pytest.mark.skipif(not JUPYTER_BOOK.exists(), reason="jupyter-book is not installed in this environment")
+def test_markdown_outputs_render_as_tables_with_math_and_page_links(tmp_path):
+    """A ``markdown_table`` output, under the book's own setting, is a table with math, and its link to a
+    notebook points at that notebook's page (the book's _config.yml and book/_ext/reader_view.py)."""
+    import yaml
+
+    fmt = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]["nb_render_markdown_format"]
+    table = "| method | update |\n|---|---|\n| [the page](page.ipynb) | $\\alpha_t$ |"
+    cell = nbformat.v4.new_code_cell("markdown_table(...)", execution_count=1)
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/markdown": table, "text/plain": "<md>"})]
+    shutil.copytree(ROOT / "book" / "_ext", tmp_path / "_ext")
+    nbformat.write(notebook_with(cell), tmp_path / "page.ipynb")
+    (tmp_path / "_config.yml").write_text(
+        "title: t\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: 'off'\n"
+        "sphinx:\n  local_extensions:\n    reader_view: _ext\n"
+        f"  config:\n    nb_render_markdown_format: {fmt}\n"
+    )
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: page\n")
+    (tmp_path / "intro.md").write_text("# Intro\n")
+    result = subprocess.run(
+        [str(JUPYTER_BOOK), "build", str(tmp_path), "--warningiserror", "--keep-going"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    page = (tmp_path / "_build" / "html" / "page.html").read_text()
+    assert "<table" in page and "|---|" not in page
+    assert 'class="math notranslate nohighlight">\\(\\alpha_t\\)' in page
+    assert 'href="#"' in page or 'href="page.html' in page or 'href=""' in page
+    assert 'href="page.ipynb"' not in page

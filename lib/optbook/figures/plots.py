@@ -20,6 +20,7 @@ from ..lab import catalog
 
 # One colour per optimizer, read from the book's one list, so "AdaGrad" is the same colour everywhere.
 COLORS = catalog.colors()
+DASHES = catalog.dashes()  # lines whose colours are close in lightness differ in style
 CYCLE = [e.color for e in catalog.OPTIMIZERS]
 
 STYLE = {
@@ -43,11 +44,77 @@ STYLE = {
 
 
 def use_style() -> None:
+    """The book's style; in a notebook, figures are also shown sharp and described (see ``figure_png``)."""
     plt.rcParams.update(STYLE)
+    _show_figures_described()
+
+
+def _plain(text: str) -> str:
+    """Text as a screen reader should read it: no TeX dollars, braces or backslashes."""
+    return " ".join(text.replace("$", "").replace("\\", "").replace("{", "").replace("}", "").split())
+
+
+def describe(fig) -> str:
+    """What ``fig`` shows, in words, for its alt text: its titles, what each panel plots and its legend."""
+    parts = []
+    suptitle = getattr(fig, "_suptitle", None)
+    if suptitle is not None and suptitle.get_text():
+        parts.append(_plain(suptitle.get_text()) + ".")
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+    for ax in panels:
+        title = next((ax.get_title(loc) for loc in ("center", "left", "right") if ax.get_title(loc)), "")
+        x, y = _plain(ax.get_xlabel()), _plain(ax.get_ylabel())
+        what = f"{y or 'a quantity'} against {x or 'its index'}"
+        legend = ax.get_legend()
+        names = [_plain(t.get_text()) for t in legend.get_texts()] if legend is not None else []
+        sentence = (f"{_plain(title)}: " if title else "") + what + (f", for {', '.join(names)}" if names else "")
+        parts.append(sentence[0].upper() + sentence[1:] + ".")
+    if not parts:
+        return "A figure."
+    kind = "A figure" if len(panels) <= 1 else f"A figure with {len(panels)} panels"
+    return f"{kind}. " + " ".join(parts)
+
+
+def figure_png(fig, **kwargs):
+    """A notebook's PNG of ``fig``: twice the pixels it is shown at, described in its metadata.
+
+    Returns ``(base64 PNG, metadata)`` as IPython expects of a formatter: the metadata's width and height
+    are half the pixels (the book and Jupyter show it at that size, sharp on a 2x display), and the PNG
+    carries ``describe(fig)`` as its ``Description``, which the book's build turns into the alt text.
+    """
+    from IPython.core.pylabtools import retina_figure
+
+    kwargs.setdefault("bbox_inches", "tight")
+    return retina_figure(fig, base64=True, metadata={"Description": describe(fig), "Software": None}, **kwargs)
+
+
+def _show_figures_described() -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or "inline" not in str(plt.rcParams.get("backend", "")):
+        return
+    try:  # configures the inline backend's own formatters first, so that ours replaces them
+        import matplotlib_inline.backend_inline  # noqa: F401
+    except ImportError:
+        return
+    from matplotlib.figure import Figure
+
+    shell.display_formatter.formatters["image/png"].for_type(Figure, figure_png)
 
 
 def color(name: str, default=None):
     return COLORS.get(name, default)
+
+
+def line(name: str, index: int = 0) -> dict:
+    """``color`` and ``linestyle`` of the optimizer ``name`` (``ax.plot(x, y, **plots.line("Adam"))``).
+
+    A name outside the catalog gets the ``index``-th colour of the cycle and a solid line.
+    """
+    return {"color": COLORS.get(name, CYCLE[index % len(CYCLE)]), "linestyle": DASHES.get(name, "-")}
 
 
 def _numpy(x):
@@ -101,7 +168,14 @@ def contour(
         c = COLORS.get(label, CYCLE[i % len(CYCLE)])
         for k in range(pts.shape[1]):
             ax.plot(
-                pts[:, k, 0], pts[:, k, 1], color=c, lw=1.5, marker="o", markersize=2.5, label=label if k == 0 else None
+                pts[:, k, 0],
+                pts[:, k, 1],
+                color=c,
+                linestyle=DASHES.get(label, "-"),
+                lw=1.5,
+                marker="o",
+                markersize=2.5,
+                label=label if k == 0 else None,
             )
             ax.plot(pts[0, k, 0], pts[0, k, 1], marker="s", color="black", markersize=5)
     ax.set_xlim(x0, x1)
@@ -146,7 +220,7 @@ def loss_curves(curves: dict, ax=None, log=True, xlabel="step", ylabel="loss", f
             np.arange(len(v)),
             np.maximum(v, floor) if log else v,
             label=label,
-            color=COLORS.get(label, CYCLE[i % len(CYCLE)]),
+            **line(label, i),
         )
     if log:
         ax.set_yscale("log")
