@@ -105,3 +105,23 @@ def test_projection_keeps_reddi_in_bounds():
     problem = L.ReddiCounterexample()
     trajectory = run(T.chain(T.scale_by_adam(0.0, 0.1), T.scale_by_learning_rate(0.5)), problem, steps=60)
     assert trajectory.params.abs().max() <= 1.0
+
+
+def test_noisy_landscape_mean_variance_and_seeds():
+    base = L.Canyon(10.0)
+    noisy = L.Noisy(base, sigma=0.5, seed=3)
+    x = torch.zeros(20000, 2, dtype=torch.float64) + base.start
+    g = noisy.grad(x, 7)
+    assert torch.allclose(g.mean(0), base.grad(base.start), atol=0.02)  # unbiased
+    assert abs(g.std(0).mean().item() - 0.5) < 0.02  # spread sigma
+    assert torch.equal(g, noisy.grad(x, 7))  # fixed by (seed, step)
+    assert not torch.equal(g, noisy.grad(x, 8))
+    assert not torch.equal(g, L.Noisy(base, sigma=0.5, seed=4).grad(x, 7))
+    assert torch.equal(noisy.value(x[:3]), base.value(x[:3]))  # the reported loss is noiseless
+    assert torch.equal(L.Noisy(base, sigma=0.0).grad(x[:3]), base.grad(x[:3]))
+
+
+@pytest.mark.parametrize("kw", [{"sigma": -1.0}, {"sigma": 1.0, "seed": -1}, {"sigma": 1.0, "seed": 1.5}])
+def test_noisy_landscape_bad_input(kw):
+    with pytest.raises(ValueError, match="sigma|seed"):
+        L.Noisy(L.Canyon(), **kw)

@@ -4,7 +4,8 @@
 * :func:`contour`: a landscape's contour map, with trajectories of one or many hikers on top;
 * :func:`profile`: a one-dimensional landscape as a curve, with hikers' positions;
 * :func:`loss_curves`: losses (or distances) against steps, on a log scale;
-* :func:`effective_lr`: the per-coordinate step per unit of gradient against steps.
+* :func:`effective_lr`: the per-coordinate step per unit of gradient against steps;
+* :func:`seed_band`: a result over seeds, mean as a line and min..max as a band.
 
 Every function takes an ``ax`` (made for you when omitted) and returns it, so figures compose.
 """
@@ -243,4 +244,21 @@ def effective_lr(trajectory, ax=None, labels=("$x_1$", "$x_2$"), title=None):
     if title:
         ax.set_title(title)
     ax.legend()
+    return ax
+
+
+def seed_band(x, runs, label, ax=None, marker="o"):
+    """Results over seeds: the mean across seeds (axis 0 of ``runs``) as a line, the min..max as a band.
+
+    ``runs`` has shape ``(seeds, len(x))``; non-finite entries (diverged runs) are left out of the line.
+    The colour is the optimizer's own (``label`` is looked up in the catalog).
+    """
+    ax = _axes(ax)
+    v, xs = _numpy(runs), _numpy(x)
+    if v.ndim != 2 or v.shape[1] != xs.shape[0]:
+        raise ValueError(f"runs must have shape (seeds, {xs.shape[0]}) to match x, got {v.shape}")
+    ok = np.isfinite(v).all(axis=0)
+    col = COLORS.get(label)
+    ax.plot(xs[ok], v[:, ok].mean(0), marker=marker, ms=3, color=col, label=f"{label} (mean of {v.shape[0]} seeds)")
+    ax.fill_between(xs[ok], v[:, ok].min(0), v[:, ok].max(0), color=col, alpha=0.25, lw=0)
     return ax

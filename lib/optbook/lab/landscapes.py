@@ -289,3 +289,32 @@ class Saddle(Landscape):
 
     def grad(self, x, step=1):
         return torch.stack([2 * x[..., 0], x[..., 1] ** 3 - x[..., 1]], dim=-1)
+
+
+class Noisy(Landscape):
+    r"""``base`` seen through minibatch noise: the gradient at step $t$ is $\nabla f(x) + \sigma\,\xi_t$.
+
+    $\xi_t \sim N(0, I)$, one independent draw per point of a batch, fixed by (``seed``, $t$): a second
+    run with the same seed meets the same noise, and two optimizers compared on one seed meet the same
+    noise too. ``value`` is the noiseless loss, which is what a comparison should report.
+    """
+
+    def __init__(self, base: Landscape, sigma: float, seed: int = 0):
+        validate.non_negative("sigma", sigma)
+        self.seed = validate.integer_at_least("seed", seed, 0)
+        self.base, self.sigma, self.dim = base, float(sigma), base.dim
+        self.name = f"{base.name}, noise sigma={sigma:g}, seed {seed}"
+        self.start, self.minimizer = base.start, base.minimizer
+        self.window, self.constrained = getattr(base, "window", None), base.constrained
+
+    def value(self, x, step=1):
+        return self.base.value(x, step)
+
+    def grad(self, x, step=1):
+        g = self.base.grad(x, step)
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(step))
+        xi = torch.randn(g.shape, generator=gen, dtype=torch.float64).to(g)
+        return g + self.sigma * xi
+
+    def project(self, x):
+        return self.base.project(x)
