@@ -128,3 +128,14 @@ def test_factorization_gradient_and_sharpness():
     torch.testing.assert_close(S.sharpness(land, on_min), (on_min**2).sum(-1))
     canyon = L.Canyon(kappa=50.0)
     assert S.sharpness(canyon, torch.zeros(2)).item() == pytest.approx(50.0)
+
+
+def test_heavy_ball_noise_floor_matches_simulation_and_reduces_to_sgd():
+    assert N.heavy_ball_stationary_variance(0.1, 0.0, 4.0, 1.0) == pytest.approx(N.stationary_variance(0.1, 4.0, 1.0))
+    h, lr, beta = 10.0, 0.05, 0.5
+    noisy = N.NoisyLandscape(L.Quadratic([[h]]), std=1.0, seed=3)
+    walk = run(T.chain(T.trace(momentum=beta), T.scale_by_learning_rate(lr)), noisy, x0=torch.zeros(3000, 1), steps=200)
+    var = walk.params[100:, :, 0].var(dim=1).mean().item()
+    assert var == pytest.approx(N.heavy_ball_stationary_variance(lr, beta, h, 1.0), rel=0.05)
+    with pytest.raises(ValueError, match="lr \\* curvature"):
+        N.heavy_ball_stationary_variance(0.4, 0.5, 10.0, 1.0)

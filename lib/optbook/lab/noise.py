@@ -83,3 +83,22 @@ def stationary_variance(lr, curvature, std):
         / (torch.as_tensor(curvature, dtype=torch.float64) * (2 - lr_h))
     )
     return out.item() if out.dim() == 0 else out
+
+
+def heavy_ball_stationary_variance(lr, beta, curvature, std):
+    r"""The heavy ball's noise floor on $f = \tfrac12 h x^2$ (stride $\alpha$ = ``lr``, momentum $\beta$):
+
+    $$\operatorname{Var}(x_\infty) = \frac{\alpha\sigma^2}{1-\beta}
+      \cdot\frac{1+\beta}{h\,\big(2(1+\beta) - \alpha h\big)},\qquad 0 < \alpha h < 2(1+\beta).$$
+
+    With the effective learning rate $\alpha/(1-\beta)$ and $\alpha h \ll 1$ this is SGD's floor
+    (:func:`stationary_variance`) at that learning rate; ``beta=0`` gives SGD's floor exactly.
+    """
+    validate.positive("lr", lr)
+    validate.in_unit_interval("beta", beta)
+    validate.positive("curvature", curvature)
+    validate.non_negative("std", std)
+    edge = 2 * (1 + beta)
+    if lr * curvature >= edge:
+        raise ValueError(f"lr * curvature must be in (0, 2 (1 + beta)) = (0, {edge:g}), got {lr * curvature:g}")
+    return lr * std**2 * (1 + beta) / ((1 - beta) * curvature * (edge - lr * curvature))
