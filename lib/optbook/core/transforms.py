@@ -177,6 +177,12 @@ def scale_by_rss(initial_accumulator_value=0.0, eps=1e-10) -> Transform:
         return {"sum": torch.zeros_like(param) + initial_accumulator_value}
 
     def update(g, state, param):
+        if g.is_sparse:  # only the touched rows: their sums grow, the step is sparse too (as torch.optim)
+            g = g.coalesce()  # repeated indices first summed: the update is not linear in g
+            index, values = g._indices(), g._values()
+            total = state["sum"] + torch.sparse_coo_tensor(index, values * values, g.shape)
+            root = total.sparse_mask(g)._values().sqrt() + eps
+            return torch.sparse_coo_tensor(index, values / root, g.shape), {"sum": total}
         total = state["sum"] + g * g
         return g / (total.sqrt() + eps), {"sum": total}
 
@@ -390,3 +396,243 @@ def side_by_side(*blocks: tuple[Transform, int]) -> Transform:
         return torch.cat(outs), new
 
     return Transform(init, update)
+
+
+# --- After Adam: Adafactor, Lion, Muon, Schedule-Free ------------------------------------------------
+
+
+def _number(name: str, value) -> float:
+    """A hyperparameter that must be one number (the pieces below take norms over a whole tensor)."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(
+                f"{name} must be a single number (a 1-element tensor at most), got shape {tuple(value.shape)}"
+            )
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {type(value).__name__}")
+    return float(value)
+
+
+def scale_by_adafactor(lr=1e-2, beta2_decay=-0.8, eps1=None, eps2=1e-3, d=1.0) -> Transform:
+    r"""Adafactor's step (Shazeer & Stern 2018) as torch.optim.Adafactor codes it, before the minus sign.
+
+    With $t$ the step, $G_t$ the gradient and $\hat\beta_{2,t} = 1 - t^{\tau}$ ($\tau$ = ``beta2_decay``):
+
+    * a matrix (any tensor with 2 or more dimensions, factored over its last two) keeps a row and a column
+      mean of $G_t^2$: $R_t = \hat\beta_{2,t} R_{t-1} + (1-\hat\beta_{2,t})\,\mathrm{mean}_{\text{cols}}(G_t^2)$,
+      $C_t = \hat\beta_{2,t} C_{t-1} + (1-\hat\beta_{2,t})\,\mathrm{mean}_{\text{rows}}(G_t^2)$ and
+      $\hat V_t = R_t C_t / \max(\mathrm{mean}(R_t), \epsilon_1)$: $m+n$ numbers instead of $mn$;
+    * a vector keeps the full $\hat V_t = \hat\beta_{2,t} \hat V_{t-1} + (1-\hat\beta_{2,t}) G_t^2$;
+
+    $$U_t = \frac{G_t}{\max(\sqrt{\hat V_t}, \epsilon_1)},\qquad
+      \rho_t = \min\!\Bigl(\gamma, \frac{1}{\sqrt t}\Bigr),\qquad
+      \alpha_t = \max\bigl(\epsilon_2, \mathrm{RMS}(\theta_{t-1})\bigr)\,\rho_t,\qquad
+      u_t = \alpha_t\,\frac{U_t}{\max\bigl(1, \mathrm{RMS}(U_t)/d\bigr)}.$$
+
+    The step is *relative* to the size of the weights ($\alpha_t$), and $\gamma$ only caps $\rho_t$.
+    $\epsilon_1$ = ``eps1`` (``None``: the machine epsilon of the parameter's dtype). At $t = 1$,
+    $\hat\beta_{2,1} = 0$, so no bias correction is needed. Hyperparameters are single numbers here.
+    """
+    lr = _number("lr", lr)
+    validate.non_negative("lr", lr)
+    beta2_decay = _number("beta2_decay", beta2_decay)
+    if not beta2_decay <= 0:
+        raise ValueError(f"Invalid beta2_decay: {beta2_decay}. beta2_decay must be <= 0.")
+    if eps1 is not None:
+        validate.non_negative("eps1 (eps[0])", eps1)
+    validate.non_negative("eps2 (eps[1])", eps2)
+    if not _number("d", d) >= 1:
+        raise ValueError(f"Invalid d: {d}. d (the clipping threshold) must be >= 1.")
+
+    def init(param):
+        if param.dim() > 1:
+            return {
+                "step": 0,
+                "row_var": param.new_zeros((*param.shape[:-1], 1)),
+                "col_var": param.new_zeros((*param.shape[:-2], 1, param.shape[-1])),
+            }
+        return {"step": 0, "variance": torch.zeros_like(param)}
+
+    def update(g, state, param):
+        t = state["step"] + 1
+        e1 = torch.finfo(param.dtype).eps if eps1 is None else eps1
+        decay = t**beta2_decay  # 1 - beta2_hat
+        rho = min(lr, 1 / (t**0.5))
+        alpha = max(eps2, param.norm(2).item() / (param.numel() ** 0.5)) * rho
+        if g.dim() > 1:
+            row = torch.lerp(state["row_var"], torch.norm(g, dim=-1, keepdim=True).square() / g.size(-1), decay)
+            col = torch.lerp(state["col_var"], torch.norm(g, dim=-2, keepdim=True).square() / g.size(-2), decay)
+            v_hat = (row @ col) / row.mean(dim=-2, keepdim=True).clamp(min=e1)
+            new_state = {"step": t, "row_var": row, "col_var": col}
+        else:
+            v_hat = torch.lerp(state["variance"], g * g, decay)
+            new_state = {"step": t, "variance": v_hat}
+        u = v_hat.clamp(min=e1 * e1).rsqrt() * g
+        clip = max(1.0, u.norm(2).item() / ((u.numel() ** 0.5) * d))
+        return u * (alpha / clip), new_state
+
+    return Transform(init, update)
+
+
+def scale_by_lion(b1=0.9, b2=0.99) -> Transform:
+    r"""Lion's sign step (Chen et al. 2023, Algorithm 2), before the learning rate.
+
+    $$c_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\qquad u_t = \operatorname{sign}(c_t),\qquad
+      m_t = \beta_2 m_{t-1} + (1-\beta_2) g_t,$$
+
+    with $m_0 = 0$ (state ``exp_avg``). Every coordinate moves by exactly $\pm 1$ (0 where $c_t = 0$):
+    the update's size is set by the learning rate alone, so Lion wants a learning rate 3-10 times
+    smaller than AdamW's. The step interpolates with $\beta_1$, the memory with $\beta_2$; with
+    $\beta_1 = \beta_2$ this is Signum.
+    """
+    validate.in_closed_unit_interval("beta1 (betas[0])", b1)
+    validate.in_closed_unit_interval("beta2 (betas[1])", b2)
+
+    def init(param):
+        return {"exp_avg": torch.zeros_like(param)}
+
+    def update(g, state, param):
+        m = state["exp_avg"]
+        u = (m * b1 + g * (1 - b1)).sgn()
+        return u, {"exp_avg": m * b2 + g * (1 - b2)}
+
+    return Transform(init, update)
+
+
+def ema_momentum(momentum=0.95, nesterov: bool = True) -> Transform:
+    r"""Muon's momentum: an exponential moving average of the gradient from zero, optionally Nesterov.
+
+    $$B_t = \mu B_{t-1} + (1-\mu) g_t,\qquad
+      u_t = \begin{cases} (1-\mu) g_t + \mu B_t & \text{Nesterov} \\ B_t & \text{otherwise.} \end{cases}$$
+
+    (torch's docstring writes the summed buffer $B_t = \mu B_{t-1} + g_t$; the two differ by the factor
+    $1/(1-\mu)$, which the Newton-Schulz step normalises away.)
+    """
+    validate.in_closed_unit_interval("momentum", momentum)
+
+    def init(param):
+        return {"momentum_buffer": torch.zeros_like(param)}
+
+    def update(g, state, param):
+        buf = torch.lerp(state["momentum_buffer"], g, 1 - momentum)
+        return (torch.lerp(g, buf, momentum) if nesterov else buf), {"momentum_buffer": buf}
+
+    return Transform(init, update)
+
+
+MUON_NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+
+
+def newton_schulz(x: torch.Tensor, coefficients=MUON_NS_COEFFICIENTS, steps: int = 5, eps: float = 1e-7):
+    r"""Muon's approximate orthogonalisation of a matrix, in bfloat16 as torch.optim.Muon computes it.
+
+    $X_0 = X / \max(\lVert X\rVert_F, \epsilon)$ (so every singular value is at most 1), then ``steps``
+    times $A = X X^\top$, $X \leftarrow aX + (bA + cA^2)X$: each singular value $\sigma$ goes to
+    $a\sigma + b\sigma^3 + c\sigma^5$, which pushes them all into a band around 1 (about 0.7 to 1.2,
+    not exactly 1). The result is close to $UV^\top$ for $X = USV^\top$. Wide orientation inside.
+    """
+    a, b, c = coefficients
+    y = x.bfloat16()
+    if x.size(0) > x.size(1):
+        y = y.T
+    y = y / y.norm().clamp(min=eps)
+    for _ in range(steps):
+        gram = y @ y.T
+        y = torch.addmm(y, torch.addmm(gram, gram, gram, beta=b, alpha=c), y, beta=a)
+    return y.T if x.size(0) > x.size(1) else y
+
+
+def orthogonalize(coefficients=MUON_NS_COEFFICIENTS, steps: int = 5, eps: float = 1e-7) -> Transform:
+    r"""$u \leftarrow \mathrm{NS}(u)$ for a 2-D parameter (see :func:`newton_schulz`), back in $u$'s dtype."""
+    if not (isinstance(coefficients, (tuple, list)) and len(coefficients) == 3):
+        raise ValueError(f"ns_coefficients must be three numbers (a, b, c), got {coefficients!r}")
+    validate.integer_at_least("ns_steps", steps, 0, 99)
+    validate.non_negative("eps", eps)
+
+    def update(u, state, param):
+        if u.dim() != 2:
+            raise ValueError(f"Muon's update needs a 2-D parameter (a matrix), got {u.dim()} dimensions")
+        return newton_schulz(u, coefficients, steps, eps).to(u.dtype), {}
+
+    return Transform(lambda param: {}, update)
+
+
+def muon_lr_ratio(shape, adjust_lr_fn: str | None = None) -> float:
+    r"""Muon's per-matrix factor on the learning rate, for an $A\times B$ matrix.
+
+    ``None`` or ``"original"`` (Keller Jordan): $\sqrt{\max(1, A/B)}$; ``"match_rms_adamw"`` (Moonshot):
+    $0.2\sqrt{\max(A, B)}$, which gives the update about AdamW's RMS, so AdamW's lr and decay carry over.
+    """
+    a, b = shape[:2]
+    if adjust_lr_fn is None or adjust_lr_fn == "original":
+        return max(1, a / b) ** 0.5
+    if adjust_lr_fn == "match_rms_adamw":
+        return 0.2 * max(a, b) ** 0.5
+    raise ValueError(f"adjust_lr_fn must be None, 'original' or 'match_rms_adamw', got {adjust_lr_fn!r}")
+
+
+def scale_by_shape(adjust_lr_fn: str | None = None) -> Transform:
+    r"""$u \leftarrow r(\text{shape})\,u$ with Muon's factor $r$ (:func:`muon_lr_ratio`)."""
+    muon_lr_ratio((1, 1), adjust_lr_fn)  # validates the name
+    return Transform(lambda param: {}, lambda u, state, param: (u * muon_lr_ratio(param.shape, adjust_lr_fn), {}))
+
+
+def schedule_free_weight(k: int, lr, warmup_steps=0, r=0.0, weight_lr_power=2.0, lr_max=-1.0, weight_sum=0.0):
+    r"""Schedule-Free's bookkeeping for step $k = 0, 1, \dots$ of a parameter group.
+
+    Returns ``(lr_k, lr_max, weight_sum, c)``: the warmed-up $\gamma_k = \gamma\min(1, (k+1)/W)$, the
+    running maximum $\gamma_{\max}$, $\sum w$, and the averaging weight $c_{k+1} = w_k / \sum_{i\le k} w_i$ with
+    $w_k = (k+1)^r\,\gamma_{\max}^{p}$. With the defaults ($r = 0$, $p = 2$) the average is uniform after
+    warmup, and warmup steps count less.
+    """
+    sched = (k + 1) / warmup_steps if k < warmup_steps else 1.0
+    lr_k = lr * sched
+    lr_max = max(lr_k, lr_max)
+    weight = ((k + 1) ** r) * (lr_max**weight_lr_power)
+    weight_sum = weight_sum + weight
+    c = weight / weight_sum if weight_sum != 0 else 0.0
+    return lr_k, lr_max, weight_sum, c
+
+
+def schedule_free_adamw(lr, c, k: int, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0) -> Transform:
+    r"""One step of Schedule-Free AdamW (Defazio et al. 2024) on the training point $y$.
+
+    Three sequences: $z$ (the base AdamW-without-momentum iterate), $x$ (the weighted average of the
+    $z$'s, where the loss should be *evaluated*) and $y = (1-\beta_1) z + \beta_1 x$, where gradients are
+    taken and which the parameter holds during training. Only $z$ and $v$ are stored; $x$ is implied:
+    $$v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,\qquad
+      \hat g_t = \frac{g_t}{\sqrt{v_t / (1-\beta_2^{k+1})} + \epsilon} + \lambda y_t,$$
+    $$y_{t+1} = (1-c)\,y_t + c\,z_t + \gamma_k\bigl(\beta_1(1-c) - 1\bigr)\hat g_t,\qquad
+      z_{t+1} = z_t - \gamma_k \hat g_t.$$
+    ``lr``, ``c`` and ``k`` come from :func:`schedule_free_weight`. The returned update is
+    $y_{t+1} - y_t$ (no separate learning-rate piece: $\gamma_k$ acts on $y$ and $z$ differently).
+    """
+    _check_betas(b1, b2)
+    validate.non_negative("eps", eps)
+    validate.non_negative("weight_decay", weight_decay)
+    bias_correction2 = 1 - b2 ** (k + 1)
+
+    def init(param):
+        return {"z": param.clone(), "exp_avg_sq": torch.zeros_like(param)}
+
+    def update(g, state, y):
+        z = state["z"]
+        v = state["exp_avg_sq"] * b2 + g * g * (1 - b2)
+        g_hat = g / ((v / bias_correction2).sqrt() + eps)
+        if weight_decay != 0:
+            g_hat = g_hat + weight_decay * y
+        y_new = torch.lerp(y, z, c) + g_hat * (lr * (b1 * (1 - c) - 1))
+        return y_new - y, {"z": z - lr * g_hat, "exp_avg_sq": v}
+
+    return Transform(init, update)
+
+
+def schedule_free_eval_point(y: torch.Tensor, z: torch.Tensor, b1=0.9) -> torch.Tensor:
+    r"""The evaluation point $x = (y - (1-\beta_1) z)/\beta_1$, computed as torch's ``lerp(y, z, 1 - 1/\beta_1)``."""
+    return torch.lerp(y, z, 1 - 1 / b1)
+
+
+def schedule_free_train_point(x: torch.Tensor, z: torch.Tensor, b1=0.9) -> torch.Tensor:
+    r"""The training point $y = (1-\beta_1) z + \beta_1 x$, computed as ``lerp(x, z, 1 - \beta_1)``."""
+    return torch.lerp(x, z, 1 - b1)

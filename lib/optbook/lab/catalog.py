@@ -27,8 +27,11 @@ class BookOptimizer:
     aliases: tuple[str, ...] = ()  # other names the book's figures use for the same method
 
     def make(self, params, lr: float, beta1: float = 0.9, beta2: float = 0.999):
-        """The optimizer on ``params`` with the playground's three knobs."""
-        return self.cls(params, **self.options(lr, beta1, beta2))
+        """The optimizer on ``params`` with the playground's three knobs (Schedule-Free: in train mode)."""
+        opt = self.cls(params, **self.options(lr, beta1, beta2))
+        if hasattr(opt, "train"):
+            opt.train()  # Schedule-Free steps only in train mode; call opt.eval() before evaluating
+        return opt
 
 
 OPTIMIZERS: tuple[BookOptimizer, ...] = (
@@ -43,6 +46,18 @@ OPTIMIZERS: tuple[BookOptimizer, ...] = (
     BookOptimizer("AMSGrad", optim.Adam, lambda lr, b1, b2: {"lr": lr, "betas": (b1, b2), "amsgrad": True}, "#882255"),
     BookOptimizer("NAdam", optim.NAdam, lambda lr, b1, b2: {"lr": lr, "betas": (b1, b2)}, "#7F7F7F"),
     BookOptimizer("RAdam", optim.RAdam, lambda lr, b1, b2: {"lr": lr, "betas": (b1, b2)}, "#332288"),
+    # After Adam (colours from Paul Tol's colour-blind-safe muted scheme, distinct from the ones above)
+    BookOptimizer("Adafactor", optim.Adafactor, lambda lr, b1, b2: {"lr": lr}, "#117733"),
+    BookOptimizer("Lion", optim.Lion, lambda lr, b1, b2: {"lr": lr, "betas": (b1, b2)}, "#999933"),
+    # Muon orthogonalises matrices only: the entry is the usual pairing (AdamW for the other tensors)
+    BookOptimizer("Muon", optim.MuonWithAdamW, lambda lr, b1, b2: {"lr": lr, "momentum": b1}, "#AA4499"),
+    BookOptimizer(
+        "Schedule-Free AdamW",
+        optim.AdamWScheduleFree,
+        lambda lr, b1, b2: {"lr": lr, "betas": (b1, b2)},
+        "#44AA99",
+        aliases=("AdamWScheduleFree", "Schedule-Free"),
+    ),
 )
 
 # Methods the book draws that are not torch-style classes here (Newton uses the Hessian itself).
