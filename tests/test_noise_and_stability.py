@@ -126,6 +126,9 @@ def test_factorization_gradient_and_sharpness():
     # on the minimum ab = 1 the top eigenvalue of the Hessian is a^2 + b^2
     on_min = torch.tensor([[2.0, 0.5], [1.0, 1.0]], dtype=torch.float64)
     torch.testing.assert_close(S.sharpness(land, on_min), (on_min**2).sum(-1))
+    points = torch.randn(7, 2, dtype=torch.float64)
+    auto = torch.stack([torch.autograd.functional.hessian(lambda p: land.value(p), q) for q in points])
+    torch.testing.assert_close(land.hessian_at(points), auto)
     canyon = L.Canyon(kappa=50.0)
     assert S.sharpness(canyon, torch.zeros(2)).item() == pytest.approx(50.0)
 
