@@ -73,6 +73,8 @@ class _Bucket:
         torch_name = lambda key: opt.STATE_NAMES.get(key, key)  # noqa: E731
         for key in keys:
             values = [s.get(key) for s in states]
+            if key in _SCALAR_STATE and all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in values):
+                values = [v.item() for v in values]  # a count kept as torch keeps it (NAdam's mu_product)
             if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
                 if any(v != values[0] for v in values):
                     return False  # parameters at different step counts: the per-tensor path handles them

@@ -78,6 +78,13 @@ def apply_updates(param: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return param + u
 
 
+def _item(x):
+    """A 0-dim tensor as a Python number (as torch.optim reads its scalar state), except inside torch.compile."""
+    if isinstance(x, torch.Tensor) and x.dim() == 0 and not torch.compiler.is_compiling():
+        return x.item()
+    return x
+
+
 def _sqrt(x):
     return x**0.5  # works for numbers and tensors alike
 
@@ -180,9 +187,9 @@ def scale_by_rss(initial_accumulator_value=0.0, eps=1e-10) -> Transform:
         if g.is_sparse:  # only the touched rows: their sums grow, the step is sparse too (as torch.optim)
             g = g.coalesce()  # repeated indices first summed: the update is not linear in g
             index, values = g._indices(), g._values()
-            total = state["sum"] + torch.sparse_coo_tensor(index, values * values, g.shape)
+            total = state["sum"] + torch.sparse_coo_tensor(index, values * values, g.shape, check_invariants=False)
             root = total.sparse_mask(g)._values().sqrt() + eps
-            return torch.sparse_coo_tensor(index, values / root, g.shape), {"sum": total}
+            return torch.sparse_coo_tensor(index, values / root, g.shape, check_invariants=False), {"sum": total}
         total = state["sum"] + g * g
         return g / (total.sqrt() + eps), {"sum": total}
 
@@ -302,9 +309,10 @@ def scale_by_nadam(b1=0.9, b2=0.999, eps=1e-8, momentum_decay=4e-3) -> Transform
         t, m, v = _moments(g, state, b1, b2)
         mu = b1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
         mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
-        mu_product = state["mu_product"] * mu
+        mu_product = state["mu_product"] * mu  # a 0-dim tensor in torch's state: rounded as torch rounds it
+        mp = _item(mu_product)
         denom = (v / (1 - b2**t)).sqrt() + eps
-        u = (1 - mu) / (1 - mu_product) * g / denom + mu_next / (1 - mu_product * mu_next) * m / denom
+        u = (1 - mu) / (1 - mp) * g / denom + mu_next / (1 - mp * mu_next) * m / denom
         return u, {"step": t, "exp_avg": m, "exp_avg_sq": v, "mu_product": mu_product}
 
     return Transform(init, update)
