@@ -113,9 +113,14 @@ def _kernel(chain, name: str):
     def kernel(param, grad, state):
         update, new = chain.update(grad, state, param)
         param.add_(update)
+        counts = {}
         for key, value in new.items():
             if key in state and isinstance(state[key], torch.Tensor) and value is not state[key]:
-                state[key].copy_(value)
+                if state[key].dim() == 0:
+                    counts[key] = value  # written outside: a compiled in-place write to a 0-dim input is lost
+                else:
+                    state[key].copy_(value)
+        return counts
 
     # a code object of its own, so that torch.compile's cache (and its recompile limit) is per kernel
     return types.FunctionType(kernel.__code__.replace(co_name=name), kernel.__globals__, name, None, kernel.__closure__)
@@ -155,6 +160,7 @@ def step(opt, group: dict, hyper: dict, params: list, chain) -> bool:
             if opt.fast is True:
                 kernel = torch.compile(kernel, dynamic=False)
             bucket.kernels = {signature: kernel}
-        kernel(bucket.flat_param, bucket.flat_grad, bucket.state)
+        for key, value in kernel(bucket.flat_param, bucket.flat_grad, bucket.state).items():
+            bucket.state[key].copy_(value)
         bucket.publish_counts(opt, opt.COUNT_STEPS)
     return True
