@@ -351,7 +351,7 @@ class Adagrad(ChainOptimizer):
         return T.chain(
             *_prefix(group),
             *l2,
-            T.scale_by_rss(group["initial_accumulator_value"], group["eps"]),
+            T.scale_by_rss_sparse(group["initial_accumulator_value"], group["eps"]),
             T.scale_by_learning_rate(lr),
         )
 

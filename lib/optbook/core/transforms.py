@@ -184,16 +184,32 @@ def scale_by_rss(initial_accumulator_value=0.0, eps=1e-10) -> Transform:
         return {"sum": torch.zeros_like(param) + initial_accumulator_value}
 
     def update(g, state, param):
-        if g.is_sparse:  # only the touched rows: their sums grow, the step is sparse too (as torch.optim)
-            g = g.coalesce()  # repeated indices first summed: the update is not linear in g
-            index, values = g._indices(), g._values()
-            total = state["sum"] + torch.sparse_coo_tensor(index, values * values, g.shape, check_invariants=False)
-            root = total.sparse_mask(g)._values().sqrt() + eps
-            return torch.sparse_coo_tensor(index, values / root, g.shape, check_invariants=False), {"sum": total}
         total = state["sum"] + g * g
         return g / (total.sqrt() + eps), {"sum": total}
 
     return Transform(init, update)
+
+
+def scale_by_rss_sparse(initial_accumulator_value=0.0, eps=1e-10) -> Transform:
+    r""":func:`scale_by_rss` that also takes sparse gradients, as torch.optim.Adagrad does.
+
+    A sparse gradient (an ``nn.Embedding(sparse=True)`` touching a few rows) is first coalesced (repeated
+    rows summed: the update is not linear in $g$); then only the touched rows' $G$ grow, and the step
+    $g/(\sqrt{G}+\epsilon)$ is sparse too: rare words keep their large steps. Dense gradients go to
+    :func:`scale_by_rss` unchanged.
+    """
+    dense = scale_by_rss(initial_accumulator_value, eps)
+
+    def update(g, state, param):
+        if not g.is_sparse:
+            return dense.update(g, state, param)
+        g = g.coalesce()
+        index, values = g._indices(), g._values()
+        total = state["sum"] + torch.sparse_coo_tensor(index, values * values, g.shape, check_invariants=False)
+        root = total.sparse_mask(g)._values().sqrt() + eps
+        return torch.sparse_coo_tensor(index, values / root, g.shape, check_invariants=False), {"sum": total}
+
+    return Transform(dense.init, update)
 
 
 # --- RMSProp ----------------------------------------------------------------------------------------
