@@ -106,6 +106,12 @@ class _Bucket:
                 torch._foreach_copy_(targets, [value.to(targets[0].dtype)] * len(targets))
 
 
+# Inductor inlines scalar expressions into the loop that uses them: Adam's bias corrections (powers of the
+# step count) were then recomputed for every vector of 16 numbers, which made the step twice as slow. A low
+# op-count threshold makes it compute such expressions once, in their own tiny kernel, before the loop.
+_INDUCTOR = {"realize_opcount_threshold": 2}
+
+
 def _signature(hyper: dict):
     """What a compiled kernel depends on: every hyperparameter except lr (a tensor input)."""
     return tuple(sorted((k, repr(v)) for k, v in hyper.items() if k not in ("params", "lr")))
@@ -162,7 +168,7 @@ def step(opt, group: dict, hyper: dict, params: list, chain) -> bool:
                 opt.build_chain({**hyper, "lr": bucket.lr}), f"{type(opt).__name__}_flat_step_{id(bucket)}"
             )
             if opt.fast is True:
-                kernel = torch.compile(kernel, dynamic=False)
+                kernel = torch.compile(kernel, dynamic=False, options=_INDUCTOR)
             bucket.kernels = {signature: kernel}
         state = bucket.state
         if opt.fast == "eager":  # the step count as a number, exactly as the per-tensor path sees it
