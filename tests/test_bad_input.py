@@ -48,7 +48,48 @@ BAD = [
     (optim.Adam, {"fused": True}, "fused"),
     (optim.SGD, {"foreach": True}, "foreach"),
     (optim.Adam, {"state_dtype": torch.int32}, "state_dtype"),
+    (optim.Adam, {"lr": torch.tensor([0.1, 0.2])}, "Tensor lr must be 1-element"),
+    (optim.Adam, {"fast": "yes"}, "fast"),
+    (optim.Adafactor, {"lr": -0.1}, "lr"),
+    (optim.Adafactor, {"beta2_decay": 0.5}, "beta2_decay"),
+    (optim.Adafactor, {"eps": (-1.0, 1e-3)}, "eps1"),
+    (optim.Adafactor, {"eps": (None, -1e-3)}, "eps2"),
+    (optim.Adafactor, {"eps": 1e-3}, "eps"),
+    (optim.Adafactor, {"d": 0.5}, "d"),
+    (optim.Adafactor, {"weight_decay": -0.1}, "weight_decay"),
+    (optim.Adafactor, {"fast": True}, "fast"),
+    (optim.Lion, {"lr": -1e-4}, "lr"),
+    (optim.Lion, {"betas": (1.5, 0.99)}, "beta1"),
+    (optim.Lion, {"betas": (0.9, -0.1)}, "beta2"),
+    (optim.Lion, {"weight_decay": -1.0}, "weight_decay"),
+    (optim.Lion, {"use_triton": True}, "use_triton"),
+    (optim.AdamWScheduleFree, {"lr": -1.0}, "lr"),
+    (optim.AdamWScheduleFree, {"betas": (0.9, 1.0)}, "beta2"),
+    (optim.AdamWScheduleFree, {"warmup_steps": -1}, "warmup_steps"),
+    (optim.AdamWScheduleFree, {"warmup_steps": 2.5}, "warmup_steps"),
+    (optim.AdamWScheduleFree, {"weight_decay": -0.1}, "weight_decay"),
+    (optim.AdamWScheduleFree, {"weight_lr_power": -1.0}, "weight_lr_power"),
+    (optim.AdamWScheduleFree, {"foreach": True}, "foreach"),
 ]
+
+MUON_BAD = [
+    ({"lr": -1.0}, "lr"),
+    ({"momentum": 1.5}, "momentum"),
+    ({"weight_decay": -0.1}, "weight_decay"),
+    ({"ns_steps": 100}, "ns_steps"),
+    ({"ns_steps": 2.0}, "ns_steps"),
+    ({"ns_coefficients": (1.0, 2.0)}, "ns_coefficients"),
+    ({"adjust_lr_fn": "arbitrary"}, "adjust_lr_fn"),
+    ({"eps": -1.0}, "eps"),
+]
+
+
+@pytest.mark.parametrize("kwargs,name", MUON_BAD, ids=[str(k) for k, _ in MUON_BAD])
+def test_muon_names_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        optim.Muon([torch.nn.Parameter(torch.ones(3, 2))], **kwargs)
+    with pytest.raises(ValueError, match="2D"):
+        optim.Muon(params())
 
 
 @pytest.mark.parametrize("cls,kwargs,name", BAD, ids=[f"{c.__name__}-{k}" for c, k, _ in BAD])

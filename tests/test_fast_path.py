@@ -98,7 +98,11 @@ def test_refused_where_not_elementwise():
 @pytest.mark.slow
 def test_compiled_flat_path_smoke():
     """torch.compile over the flat chain (slow: the compile takes seconds): close to the per-tensor path."""
-    plain, _, _ = train("Adam", {}, fast=False, steps=10)
+    plain, opt_plain, _ = train("Adam", {}, fast=False, steps=10)
     compiled, opt, _ = train("Adam", {}, fast=True, steps=10)
+    assert opt._flat, "the flat path was not taken"
     for a, b in zip(compiled, plain):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    for p, q in zip(opt.state, opt_plain.state):  # the step counts too (a 0-dim state tensor)
+        for key, value in opt_plain.state[q].items():
+            torch.testing.assert_close(opt.state[p][key], value, rtol=1e-9, atol=1e-12)

@@ -73,10 +73,14 @@ class _Bucket:
         torch_name = lambda key: opt.STATE_NAMES.get(key, key)  # noqa: E731
         for key in keys:
             values = [s.get(key) for s in states]
+            dtype = torch.float64  # step counts: exact, and bias corrections computed in double
+            if key in _SCALAR_STATE and all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in values):
+                dtype = values[0].dtype  # a product kept as torch keeps it (NAdam's mu_product): same rounding
+                values = [v.item() for v in values]
             if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
                 if any(v != values[0] for v in values):
                     return False  # parameters at different step counts: the per-tensor path handles them
-                flat[key] = torch.tensor(float(values[0]), dtype=torch.float64, device=self.flat_param.device)
+                flat[key] = torch.tensor(float(values[0]), dtype=dtype, device=self.flat_param.device)
             elif all(isinstance(v, torch.Tensor) and v.shape == p.shape for v, p in zip(values, self.params)):
                 flat[key] = torch.cat([v.detach().reshape(-1).to(self.flat_param.dtype) for v in values])
                 views[torch_name(key)] = [
@@ -102,6 +106,12 @@ class _Bucket:
                 torch._foreach_copy_(targets, [value.to(targets[0].dtype)] * len(targets))
 
 
+# Inductor inlines scalar expressions into the loop that uses them: Adam's bias corrections (powers of the
+# step count) were then recomputed for every vector of 16 numbers, which made the step twice as slow. A low
+# op-count threshold makes it compute such expressions once, in their own tiny kernel, before the loop.
+_INDUCTOR = {"realize_opcount_threshold": 2}
+
+
 def _signature(hyper: dict):
     """What a compiled kernel depends on: every hyperparameter except lr (a tensor input)."""
     return tuple(sorted((k, repr(v)) for k, v in hyper.items() if k not in ("params", "lr")))
@@ -111,9 +121,16 @@ def _kernel(chain, name: str):
     def kernel(param, grad, state):
         update, new = chain.update(grad, state, param)
         param.add_(update)
+        counts = {}
         for key, value in new.items():
-            if key in state and isinstance(state[key], torch.Tensor) and value is not state[key]:
-                state[key].copy_(value)
+            if key in state and not isinstance(state[key], torch.Tensor):
+                counts[key] = value  # a count passed as a number (fast="eager")
+            elif key in state and value is not state[key]:
+                if state[key].dim() == 0:
+                    counts[key] = value  # written outside: a compiled in-place write to a 0-dim input is lost
+                else:
+                    state[key].copy_(value)
+        return counts
 
     # a code object of its own, so that torch.compile's cache (and its recompile limit) is per kernel
     return types.FunctionType(kernel.__code__.replace(co_name=name), kernel.__globals__, name, None, kernel.__closure__)
@@ -151,8 +168,12 @@ def step(opt, group: dict, hyper: dict, params: list, chain) -> bool:
                 opt.build_chain({**hyper, "lr": bucket.lr}), f"{type(opt).__name__}_flat_step_{id(bucket)}"
             )
             if opt.fast is True:
-                kernel = torch.compile(kernel, dynamic=False)
+                kernel = torch.compile(kernel, dynamic=False, options=_INDUCTOR)
             bucket.kernels = {signature: kernel}
-        kernel(bucket.flat_param, bucket.flat_grad, bucket.state)
+        state = bucket.state
+        if opt.fast == "eager":  # the step count as a number, exactly as the per-tensor path sees it
+            state = {k: v.item() if k == "step" or opt.STATE_NAMES.get(k) == "step" else v for k, v in state.items()}
+        for key, value in kernel(bucket.flat_param, bucket.flat_grad, state).items():
+            bucket.state[key].fill_(value) if not isinstance(value, torch.Tensor) else bucket.state[key].copy_(value)
         bucket.publish_counts(opt, opt.COUNT_STEPS)
     return True

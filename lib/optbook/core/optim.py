@@ -42,7 +42,8 @@ __all__ = [
 ]
 
 _KERNEL_OPTIONS = ("foreach", "fused", "capturable", "differentiable")
-# state entries torch keeps as 0-dim tensors; the chains count them as Python numbers
+# state entries torch keeps as 0-dim tensors (the chains count steps as Python numbers, as torch reads them;
+# NAdam's mu_product stays a tensor, so that it is rounded as torch rounds it)
 _SCALAR_STATE = ("step", "mu_product")
 _FAST_MODES = (False, True, "eager")
 
@@ -191,7 +192,7 @@ class ChainOptimizer(torch.optim.Optimizer):
         if is_complex:
             param, grad = torch.view_as_real(param), torch.view_as_real(grad)
         state = self.state.get(p)
-        state = self.chain_state(state) if state else chain.init(param)
+        state = self.chain_state(state) if state else self.initial_state(chain, param)
         update, new = chain.update(grad, state, param)
         new = self.torch_state(new, state, is_complex)
         if new:  # no entry for a memoryless optimizer (SGD without momentum), as torch
@@ -200,13 +201,22 @@ class ChainOptimizer(torch.optim.Optimizer):
             update = torch.view_as_complex(update.contiguous())
         p.add_(update.to(p.dtype))
 
+    @staticmethod
+    def initial_state(chain: T.Transform, param: torch.Tensor) -> dict:
+        """The chain's initial memory, with the products torch keeps as tensors (NAdam's mu_product) as tensors."""
+        state = chain.init(param)
+        for key in _SCALAR_STATE[1:]:
+            if key in state and not isinstance(state[key], torch.Tensor):
+                state[key] = torch.tensor(float(state[key]), dtype=_scalar_dtype())
+        return state
+
     def chain_state(self, state: dict) -> dict:
         """torch's per-parameter state as the chain keeps it (counts as numbers, complex as real pairs)."""
         names = {torch_key: key for key, torch_key in self.STATE_NAMES.items()}
         out = {}
         for key, value in state.items():
             if isinstance(value, torch.Tensor):
-                if key in _SCALAR_STATE and value.numel() == 1:
+                if key == "step" and value.numel() == 1:
                     value = value.item()
                 elif value.is_complex():
                     value = torch.view_as_real(value)
@@ -341,7 +351,7 @@ class Adagrad(ChainOptimizer):
         return T.chain(
             *_prefix(group),
             *l2,
-            T.scale_by_rss(group["initial_accumulator_value"], group["eps"]),
+            T.scale_by_rss_sparse(group["initial_accumulator_value"], group["eps"]),
             T.scale_by_learning_rate(lr),
         )
 

@@ -78,6 +78,13 @@ def apply_updates(param: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return param + u
 
 
+def _item(x):
+    """A 0-dim tensor as a Python number (as torch.optim reads its scalar state), except inside torch.compile."""
+    if isinstance(x, torch.Tensor) and x.dim() == 0 and not torch.compiler.is_compiling():
+        return x.item()
+    return x
+
+
 def _sqrt(x):
     return x**0.5  # works for numbers and tensors alike
 
@@ -177,16 +184,32 @@ def scale_by_rss(initial_accumulator_value=0.0, eps=1e-10) -> Transform:
         return {"sum": torch.zeros_like(param) + initial_accumulator_value}
 
     def update(g, state, param):
-        if g.is_sparse:  # only the touched rows: their sums grow, the step is sparse too (as torch.optim)
-            g = g.coalesce()  # repeated indices first summed: the update is not linear in g
-            index, values = g._indices(), g._values()
-            total = state["sum"] + torch.sparse_coo_tensor(index, values * values, g.shape)
-            root = total.sparse_mask(g)._values().sqrt() + eps
-            return torch.sparse_coo_tensor(index, values / root, g.shape), {"sum": total}
         total = state["sum"] + g * g
         return g / (total.sqrt() + eps), {"sum": total}
 
     return Transform(init, update)
+
+
+def scale_by_rss_sparse(initial_accumulator_value=0.0, eps=1e-10) -> Transform:
+    r""":func:`scale_by_rss` that also takes sparse gradients, as torch.optim.Adagrad does.
+
+    A sparse gradient (an ``nn.Embedding(sparse=True)`` touching a few rows) is first coalesced (repeated
+    rows summed: the update is not linear in $g$); then only the touched rows' $G$ grow, and the step
+    $g/(\sqrt{G}+\epsilon)$ is sparse too: rare words keep their large steps. Dense gradients go to
+    :func:`scale_by_rss` unchanged.
+    """
+    dense = scale_by_rss(initial_accumulator_value, eps)
+
+    def update(g, state, param):
+        if not g.is_sparse:
+            return dense.update(g, state, param)
+        g = g.coalesce()
+        index, values = g._indices(), g._values()
+        total = state["sum"] + torch.sparse_coo_tensor(index, values * values, g.shape, check_invariants=False)
+        root = total.sparse_mask(g)._values().sqrt() + eps
+        return torch.sparse_coo_tensor(index, values / root, g.shape, check_invariants=False), {"sum": total}
+
+    return Transform(dense.init, update)
 
 
 # --- RMSProp ----------------------------------------------------------------------------------------
@@ -302,9 +325,10 @@ def scale_by_nadam(b1=0.9, b2=0.999, eps=1e-8, momentum_decay=4e-3) -> Transform
         t, m, v = _moments(g, state, b1, b2)
         mu = b1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
         mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
-        mu_product = state["mu_product"] * mu
+        mu_product = state["mu_product"] * mu  # a 0-dim tensor in torch's state: rounded as torch rounds it
+        mp = _item(mu_product)
         denom = (v / (1 - b2**t)).sqrt() + eps
-        u = (1 - mu) / (1 - mu_product) * g / denom + mu_next / (1 - mu_product * mu_next) * m / denom
+        u = (1 - mu) / (1 - mp) * g / denom + mu_next / (1 - mp * mu_next) * m / denom
         return u, {"step": t, "exp_avg": m, "exp_avg_sq": v, "mu_product": mu_product}
 
     return Transform(init, update)
