@@ -36,6 +36,7 @@ from notebooks import NOTEBOOK_FOLDERS, ROOT, first_code_cell, notebooks
 
 PARTS = ("tests", "cuda-cells", "notebooks", "bench")
 TEST_MARKERS = "device or cuda"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the colours of a traceback
 CUDA_CELL = re.compile(r"device\.type\s*==\s*['\"]cuda['\"]|device\.type\s*!=\s*['\"]cuda['\"]")
 
 
@@ -46,9 +47,14 @@ def has_cuda_configuration(path: Path) -> bool:
     return any(c.cell_type == "code" and c is not bootstrap and CUDA_CELL.search(c.source) for c in nb.cells)
 
 
+def _shown(path: Path) -> str:
+    """A notebook's path relative to the root, or absolute when it lies elsewhere."""
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
 def plan(paths) -> dict[str, list[str]]:
     """What each part runs: commands for tests and bench, notebook paths (relative to the root) for the others."""
-    found = [p.relative_to(ROOT).as_posix() for p in notebooks(paths)]
+    found = [_shown(p) for p in notebooks(paths)]
     cuda = [p for p in found if has_cuda_configuration(ROOT / p)]
     return {
         "tests": [f'OPTBOOK_DEVICE=cuda {Path(sys.executable).name} -m pytest tests -m "{TEST_MARKERS}" -p no:xdist'],
@@ -56,6 +62,20 @@ def plan(paths) -> dict[str, list[str]]:
         "notebooks": [p for p in found if p not in cuda],
         "bench": [f"{Path(sys.executable).name} -m optbook.apps.bench"],
     }
+
+
+def collected_tests() -> str:
+    """How many tests, in which files, the tests part selects (pytest --collect-only)."""
+    command = [sys.executable, "-m", "pytest", "tests", "-m", TEST_MARKERS, "-p", "no:xdist", "--collect-only", "-q"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    files: dict[str, int] = {}
+    for line in result.stdout.splitlines():
+        if "::" in line:
+            name = line.split("::", 1)[0]
+            files[name] = files.get(name, 0) + 1
+    if not files:
+        return f"no tests (pytest exit {result.returncode})"
+    return f"{sum(files.values())} tests: " + ", ".join(f"{n} in {f}" for f, n in sorted(files.items()))
 
 
 def _line(part: str, ok: bool, detail: str) -> str:
@@ -90,8 +110,9 @@ def _execute(args) -> tuple[str, str | None, str]:
     try:
         client.execute()
     except Exception as exc:  # noqa: BLE001 - any failure of any cell is reported, by name
-        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
-    target = out / path
+        text = ANSI.sub("", str(exc)).strip()
+        error = text.splitlines()[-1] if text else type(exc).__name__  # the error's last line: "ValueError: ..."
+    target = out / (path if not Path(path).is_absolute() else Path(path).name)
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)
     text = "".join(o.get("text", "") for o in first_code_cell(nb).get("outputs", []) if o.output_type == "stream")
@@ -148,6 +169,8 @@ def main(argv=None) -> int:
             print(f"gpu-check {part}: would run {len(work[part])} item(s)")
             for item in work[part]:
                 print(f"    {item}")
+            if part == "tests":
+                print(f"    selecting {collected_tests()} (on this machine's collection)")
         return 0
 
     device = "cuda" if cuda else "cpu"
