@@ -170,29 +170,13 @@ def _run_cell(python, cell: str, cwd: Path, extra: str = ""):
     return subprocess.run([python, script], capture_output=True, text=True, env=_clean_env(), cwd=cwd)
 
 
-@pytest.fixture(scope="module")
-def bootstrapped(stack, clone, tmp_path_factory):
-    """The Colab-stack venv after the bootstrap cell installed optbook from the clone: (python, output)."""
-    python, _ = stack
-    cell = bootstrap_source(url=f"file://{clone}", branch="book")
-    probe = 'import optbook.transforms\nprint("imported", optbook.__version__, "from", optbook.__file__, "on", device)'
-    out = _run_cell(python, cell, tmp_path_factory.mktemp("cell"), probe)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return python, out.stdout
-
-
-@pytest.mark.slow
-def test_bootstrap_installs_optbook_and_replaces_nothing(stack, bootstrapped, clone):
-    python, before = stack
-    _, output = bootstrapped
-    assert "imported 0.1.0" in output and str(ROOT / "lib") not in output  # a real install, not our tree
-    after = freeze(python)
-    assert not changed(before, after), f"the bootstrap replaced Colab's packages: {changed(before, after)}"
-    assert "optbook" in after
-
-
 def _would_change(python, before, requirement) -> list[str]:
-    """What ``pip install requirement`` would replace, asked of pip without installing (--dry-run)."""
+    """What ``pip install requirement`` would replace, asked of pip without installing (--dry-run).
+
+    optbook must not be installed yet (pip would call the requirement satisfied and resolve nothing): these
+    tests come before the bootstrap's in this file, and pytest runs a module's tests in order.
+    """
+    assert "optbook" not in freeze(python), "run the dry-run checks before the bootstrap installs optbook"
     report = _sh(python, "-m", "pip", "install", "-q", "--dry-run", "--report", "-", requirement, env=_clean_env())
     after = dict(before)
     after.update(
@@ -216,11 +200,34 @@ def test_the_check_catches_a_floor_above_colab(stack, clone, tmp_path, floor):
         assert n == 1
         pyproject.write_text(text)
         _sh("git", "-C", repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", "wrong floor")
-    upgrades = _would_change(python, before, f"optbook @ git+file://{repo}@book")
+    upgrades = _would_change(python, before, f"git+file://{repo}@book")
     if floor is None:
         assert upgrades == []
     else:
         assert [u for u in upgrades if u.startswith("ipywidgets 7.7.1 -> 8.")], upgrades
+
+
+@pytest.fixture(scope="module")
+def bootstrapped(stack, clone, tmp_path_factory):
+    """The Colab-stack venv after the bootstrap cell installed optbook from the clone: (python, output)."""
+    python, _ = stack
+    cell = bootstrap_source(url=f"file://{clone}", branch="book")
+    probe = (
+        'from optbook import transforms\nprint("imported", optbook.__version__, "from", optbook.__file__, "on", device)'
+    )
+    out = _run_cell(python, cell, tmp_path_factory.mktemp("cell"), probe)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return python, out.stdout
+
+
+@pytest.mark.slow
+def test_bootstrap_installs_optbook_and_replaces_nothing(stack, bootstrapped, clone):
+    python, before = stack
+    _, output = bootstrapped
+    assert "imported 0.1.0" in output and str(ROOT / "lib") not in output  # a real install, not our tree
+    after = freeze(python)
+    assert not changed(before, after), f"the bootstrap replaced Colab's packages: {changed(before, after)}"
+    assert "optbook" in after
 
 
 def _execute_in(args):
