@@ -3,6 +3,11 @@
 In the static book a widget has no kernel behind it and would be a dead control, so the book hides
 a playground cell's output (cell tag ``remove-output``) and a note points to the Colab button; the
 explorable figures of :mod:`optbook.explore` are what works on the page.
+
+Works with ipywidgets 7 (Colab preinstalls 7.7.1; its widget manager has been reported not to render
+8's widgets by default) and 8: only ``Output``, ``interactive`` and ``Dropdown`` are used, in ways both
+majors share (``interactive`` keeps its output last in ``children`` in both). The tests in
+``tests/test_colab_bootstrap.py`` drive the playground under each.
 """
 
 from __future__ import annotations
