@@ -65,9 +65,10 @@ def _canonical(name: str) -> str:
 
 
 def freeze(python) -> dict[str, str]:
-    """name -> version of every installed distribution (pip freeze --all), names canonicalised."""
+    """name -> version of every installed distribution (pip freeze --all), names canonicalised; a package
+    installed from a URL (optbook from git: ``optbook @ git+file://...``) maps to that URL."""
     lines = _sh(python, "-m", "pip", "freeze", "--all", env=_clean_env()).stdout.splitlines()
-    pairs = (line.split("==", 1) for line in lines if "==" in line)
+    pairs = (re.split(r"==| @ ", line, maxsplit=1) for line in lines if "==" in line or " @ " in line)
     return {_canonical(name): version for name, version in pairs}
 
 
