@@ -24,7 +24,7 @@ import re
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -231,46 +231,49 @@ def test_bootstrap_installs_optbook_and_replaces_nothing(stack, bootstrapped, cl
     assert "optbook" in after
 
 
-def _execute_in(args):
-    """Execute one notebook in kernel ``kernel``; return (path, None) or (path, the error's last line)."""
-    path, kernel = args
-    from nbclient import NotebookClient
+# Run by a python of its own per notebook (two nbclient clients in one process can hang, and forking a pytest
+# worker is not safe): the notebook's error, if any, is the process's last line of stderr.
+EXECUTE = """
+import re, sys
+from pathlib import Path
+import nbformat
+from nbclient import NotebookClient
+path, kernel = Path(sys.argv[1]), sys.argv[2]
+nb = nbformat.read(path, as_version=4)
+try:
+    NotebookClient(nb, timeout=600, kernel_name=kernel, resources={"metadata": {"path": str(path.parent)}}).execute()
+except Exception as exc:
+    sys.exit((re.sub(r"\\x1b\\[[0-9;]*m", "", str(exc)).strip().splitlines() or [type(exc).__name__])[-1])
+"""
 
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name=kernel, resources={"metadata": {"path": str(path.parent)}})
-    try:
-        client.execute()
-    except Exception as exc:  # noqa: BLE001 - any cell's error, reported with the notebook's name
-        return path, (re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines() or [type(exc).__name__])[-1]
-    return path, None
+
+def _execute_in(path: Path, kernel: str, env: dict) -> str | None:
+    """Execute one notebook in ``kernel``; None, or the error's last line ("ValueError: ...")."""
+    out = subprocess.run([sys.executable, "-c", EXECUTE, path, kernel], capture_output=True, text=True, env=env)
+    return None if out.returncode == 0 else (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]
 
 
 @pytest.fixture(scope="module")
 def colab_kernel(bootstrapped, tmp_path_factory):
-    """A Jupyter kernel spec, ``colab-stack``, that runs the Colab-stack venv's python (ipykernel 6.17.1)."""
+    """A Jupyter kernel spec, ``colab-stack``, that runs the Colab-stack venv's python (ipykernel 6.17.1):
+    its name, and the environment (JUPYTER_PATH, one thread per kernel as in make execute) that finds it."""
     python, _ = bootstrapped
     path = tmp_path_factory.mktemp("jupyter")
     spec = path / "kernels" / "colab-stack"
     spec.mkdir(parents=True)
     argv = [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "Colab stack", "language": "python"}))
-    previous = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    os.environ.update(JUPYTER_PATH=str(path), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    yield "colab-stack"
-    for key, value in previous.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    return "colab-stack", {**os.environ, "JUPYTER_PATH": str(path), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @pytest.mark.slow
 def test_every_notebook_runs_on_colabs_stack(colab_kernel):
+    kernel, env = colab_kernel
     paths = notebooks()
-    with ProcessPoolExecutor(max_workers=2) as pool:  # one nbclient per process (see notebooks.execute_all)
-        failed = [(p, e) for p, e in pool.map(_execute_in, [(p, colab_kernel) for p in paths]) if e]
-    report = "\n".join(f"{p.relative_to(ROOT)}: {e}" for p, e in failed)
-    assert not failed, f"{len(failed)} of {len(paths)} notebooks failed on Colab's stack:\n{report}"
+    with ThreadPoolExecutor(max_workers=2) as pool:  # two notebooks at a time, each in its own process
+        errors = list(pool.map(lambda p: _execute_in(p, kernel, env), paths))
+    failed = [f"{p.relative_to(ROOT)}: {e}" for p, e in zip(paths, errors) if e]
+    assert not failed, f"{len(failed)} of {len(paths)} notebooks failed on Colab's stack:\n" + "\n".join(failed)
 
 
 # --- Widgets under ipywidgets 7 and 8 ---------------------------------------------------------------------
@@ -286,12 +289,15 @@ WIDGET_CELLS = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize("environment", ["book", "colab"])
-def test_playground_draws_under_both_ipywidgets_majors(environment, request, tmp_path):
+def test_playground_draws_under_both_ipywidgets_majors(environment, request, monkeypatch, tmp_path):
     """The playground's controls redraw its figure in a live kernel: ipywidgets 8 in the book's environment,
     7.7.1 in Colab's. nbclient plays the front end, so the Output widget's figure is what a reader sees."""
     from nbclient import NotebookClient
 
-    kernel = request.getfixturevalue("colab_kernel") if environment == "colab" else "python3"
+    kernel = "python3"
+    if environment == "colab":
+        kernel, env = request.getfixturevalue("colab_kernel")
+        monkeypatch.setenv("JUPYTER_PATH", env["JUPYTER_PATH"])
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in WIDGET_CELLS])
     client = NotebookClient(nb, timeout=300, kernel_name=kernel, resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
