@@ -157,7 +157,7 @@ def stack():
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory):
-    """A clone of this repository's HEAD (committed work only) on a branch named ``book``, as a URL."""
+    """A clone of this repository's HEAD (committed work only), its HEAD on a branch named ``book``."""
     path = tmp_path_factory.mktemp("repo") / "optbook"
     head = _sh("git", "-C", ROOT, "rev-parse", "HEAD").stdout.strip()
     _sh("git", "clone", "-q", "--no-checkout", ROOT, path)
