@@ -287,26 +287,41 @@ WIDGET_CELLS = [
 ]
 
 
+# Run by a python of its own, as the notebooks are: prints the kernel's cell outputs and the outputs that the
+# playground's Output widget received (nbclient plays the front end), as JSON.
+PLAY = """
+import json, sys
+import nbformat
+from nbclient import NotebookClient
+cells, kernel, folder = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+client = NotebookClient(nb, timeout=240, kernel_name=kernel, resources={"metadata": {"path": folder}})
+client.execute()
+widgets = [s.get("outputs") or [] for s in client.widget_state.values() if s.get("_model_name") == "OutputModel"]
+print(json.dumps({"cells": [c.outputs for c in nb.cells], "widgets": widgets}))
+"""
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("environment", ["book", "colab"])
-def test_playground_draws_under_both_ipywidgets_majors(environment, request, monkeypatch, tmp_path):
+def test_playground_draws_under_both_ipywidgets_majors(environment, request, tmp_path):
     """The playground's controls redraw its figure in a live kernel: ipywidgets 8 in the book's environment,
     7.7.1 in Colab's. nbclient plays the front end, so the Output widget's figure is what a reader sees."""
-    from nbclient import NotebookClient
-
-    kernel = "python3"
+    kernel, env = "python3", dict(os.environ)
     if environment == "colab":
         kernel, env = request.getfixturevalue("colab_kernel")
-        monkeypatch.setenv("JUPYTER_PATH", env["JUPYTER_PATH"])
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in WIDGET_CELLS])
-    client = NotebookClient(nb, timeout=300, kernel_name=kernel, resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()
-    major = nb.cells[0].outputs[-1]["text"].split()[1].split(".")[0]
+    command = [sys.executable, "-c", PLAY, json.dumps(WIDGET_CELLS), kernel, tmp_path]
+    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=540)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    major = result["cells"][0][-1]["text"].split()[1].split(".")[0]
     assert major == {"book": "8", "colab": "7"}[environment]
-    outputs = [s.get("outputs") for s in client.widget_state.values() if s.get("_model_name") == "OutputModel"]
-    figures = [o for outs in outputs if outs for o in outs if "image/png" in o.get("data", {})]
+    inside = [o for outputs in result["widgets"] for o in outputs]
+    errors = [o.get("evalue") for o in inside if o.get("output_type") == "error"]
+    assert not errors, f"the playground raised inside its Output: {errors}"
+    figures = [o for o in inside if "image/png" in o.get("data", {})]
     assert len(figures) == 1, f"the playground's Output holds {len(figures)} figures, not 1"
-    assert not any(o.output_type == "error" for cell in nb.cells for o in cell.outputs)
+    assert not any(o["output_type"] == "error" for outputs in result["cells"] for o in outputs)
 
 
 # --- When the repository cannot be reached ----------------------------------------------------------------
