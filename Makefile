@@ -8,7 +8,7 @@ NOTEBOOKS := chapters exercises solutions
 # count, so outputs executed on one machine compare exactly on another (and two nbval workers share 2 cores).
 NOTEBOOK_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: setup test test-fast test-lib test-notebooks book execute exercises bench lint clean
+.PHONY: setup test test-fast test-lib test-notebooks book execute exercises bench gpu-check lint clean
 
 setup: $(STAMP)
 
@@ -58,6 +58,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m optbook.apps.bench
+
+## make gpu-check: the device tests on CUDA, every notebook on the GPU it selects, the benchmark (a dry run without CUDA)
+gpu-check: $(STAMP)
+	$(PY) book/_tools/gpu_check.py
 
 clean:
 	rm -rf _build

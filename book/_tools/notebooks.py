@@ -35,29 +35,44 @@ def repository(config: Path = ROOT / "_config.yml") -> tuple[str, str]:
     return repo["url"].rstrip("/"), repo.get("branch", "main")
 
 
+# The cell's text; <SPEC> becomes the pip requirement ``git+URL@BRANCH``. ruff formats it as it stands here
+# (``make lint`` checks notebooks), so keep it within 120 columns and ruff-clean.
+_BOOTSTRAP_CELL = """\
+# Bootstrap, the same in every notebook: use optbook where it is installed, else install it
+# from the book's repository (as on Colab). Its requirements are loose: what Colab has stays as it is.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("optbook") is None:
+    source = "<SPEC>"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], capture_output=True, text=True)
+    if pip.returncode != 0:  # say why in one sentence (git's or pip's own reason), not pip's traceback
+        why = [s.strip() for s in pip.stderr.splitlines() if s.strip().startswith(("fatal:", "error: ", "ERROR:"))]
+        why = [s for s in why if "subprocess-exited" not in s] or [f"pip exited with code {pip.returncode}"]
+        raise RuntimeError(
+            f"Could not install optbook from {source} ({why[0]}). Check that this machine is online and that "
+            "the repository and branch exist, or install optbook by hand: download the repository, run "
+            "`pip install <its folder>` (in a cell: `!pip install <its folder>`), and run this cell again."
+        ) from None
+    importlib.invalidate_caches()
+import optbook
+
+device = optbook.setup(seed=0)"""
+
+
 def bootstrap_source(url: str | None = None, branch: str | None = None) -> str:
-    """The first code cell of every notebook, pointing at the book's repository (or the one given)."""
+    """The first code cell of every notebook, pointing at the book's repository (or the one given).
+
+    Where optbook is missing (Colab) the cell pip-installs it from the repository. Its requirements are
+    floors that Colab's preinstalled packages meet, so nothing already there is replaced
+    (``tests/test_colab_bootstrap.py`` proves it on Colab's stack). When pip fails, the cell raises one
+    sentence: what it tried, git's or pip's reason, and how to install optbook by hand.
+    """
     if url is None:
         url, default_branch = repository()
         branch = branch or default_branch
-    spec = f"git+{url}@{branch or 'main'}"
-    return (
-        f"{BOOTSTRAP_MARKER}, the same in every notebook: use optbook where it is installed, else install it\n"
-        "# from the book's repository (as on Colab). Its requirements are loose: the torch already there stays.\n"
-        "import importlib.util\n"
-        "import subprocess\n"
-        "import sys\n"
-        "\n"
-        'if importlib.util.find_spec("optbook") is None:\n'
-        "    subprocess.run(\n"
-        f'        [sys.executable, "-m", "pip", "install", "--quiet", "{spec}"],\n'
-        "        check=True,\n"
-        "    )\n"
-        "    importlib.invalidate_caches()\n"
-        "import optbook\n"
-        "\n"
-        "device = optbook.setup(seed=0)"
-    )
+    return _BOOTSTRAP_CELL.replace("<SPEC>", f"git+{url}@{branch or 'main'}")
 
 
 def notebooks(paths=NOTEBOOK_FOLDERS) -> list[Path]:

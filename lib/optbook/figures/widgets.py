@@ -3,6 +3,11 @@
 In the static book a widget has no kernel behind it and would be a dead control, so the book hides
 a playground cell's output (cell tag ``remove-output``) and a note points to the Colab button; the
 explorable figures of :mod:`optbook.explore` are what works on the page.
+
+Works with ipywidgets 7 (Colab preinstalls 7.7.1; its widget manager has been reported not to render
+8's widgets by default) and 8: only ``Output``, ``interactive`` and ``Dropdown`` are used, in ways both
+majors share (``interactive`` keeps its output last in ``children`` in both). The tests in
+``tests/test_colab_bootstrap.py`` drive the playground under each.
 """
 
 from __future__ import annotations
@@ -57,20 +62,27 @@ LANDSCAPES = {
 }
 
 
+DIVERGED = 1e12  # a loss gap above this (or inf, NaN) counts as a diverged walk in the playground
+
+
 def optimizer_playground(default_landscape: str = "canyon (kappa=100)") -> widgets.Widget:
     """Pick a landscape, an optimizer and its hyperparameters, and watch the hiker walk."""
 
     def draw(landscape, optimizer, log10_lr, steps, beta1, beta2):
         terrain = LANDSCAPES[landscape]()
         points = walk(terrain, optimizer, 10.0**log10_lr, steps, beta1, beta2)
+        gap = terrain.value(points) - terrain.value(terrain.minimizer[None])
+        title = f"{optimizer}, lr = {10.0**log10_lr:.3g}, {steps} steps on the {landscape}"
+        # A diverging walk reaches inf or NaN: draw it up to that step and say so (an infinite value on the
+        # log axis also breaks the tick labels of matplotlib 3.10, Colab's version, where 3.11 copes).
+        blown = (~torch.isfinite(gap) | (gap > DIVERGED)).nonzero()
+        if len(blown):
+            points, gap = points[: int(blown[0])], gap[: int(blown[0])]
+            title += f": diverged at step {int(blown[0])}"
         fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
         plots.contour(terrain, {optimizer: points}, ax=left)
-        plots.loss_curves(
-            {optimizer: terrain.value(points) - terrain.value(terrain.minimizer[None])},
-            ax=right,
-            ylabel="loss above the minimum",
-        )
-        fig.suptitle(f"{optimizer}, lr = {10.0**log10_lr:.3g}, {steps} steps on the {landscape}")
+        plots.loss_curves({optimizer: gap}, ax=right, ylabel="loss above the minimum")
+        fig.suptitle(title)
         return fig
 
     landscape = widgets.Dropdown(options=list(LANDSCAPES), value=default_landscape, description="landscape")
