@@ -288,14 +288,16 @@ WIDGET_CELLS = [
 
 
 # Run by a python of its own, as the notebooks are: prints the kernel's cell outputs and the outputs that the
-# playground's Output widget received (nbclient plays the front end), as JSON.
+# playground's Output widget received (nbclient plays the front end), as JSON. Each cell takes seconds; under
+# ipykernel 6.17.1 the run sometimes stalls for the client's whole timeout and then completes (cause not found),
+# hence a short one.
 PLAY = """
 import json, sys
 import nbformat
 from nbclient import NotebookClient
 cells, kernel, folder = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
-client = NotebookClient(nb, timeout=240, kernel_name=kernel, resources={"metadata": {"path": folder}})
+client = NotebookClient(nb, timeout=60, kernel_name=kernel, resources={"metadata": {"path": folder}})
 client.execute()
 widgets = [s.get("outputs") or [] for s in client.widget_state.values() if s.get("_model_name") == "OutputModel"]
 print(json.dumps({"cells": [c.outputs for c in nb.cells], "widgets": widgets}))
