@@ -27,7 +27,7 @@ CUDA and in any floating dtype.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Protocol
 
 import torch
 
@@ -37,11 +37,28 @@ State = dict
 Schedule = Callable[[int], "float | torch.Tensor"]
 
 
-class Transform(NamedTuple):
-    """A piece of an optimizer: ``init(param) -> state`` and ``update(u, state, param) -> (u, state)``."""
+class InitFn(Protocol):
+    """``init(param) -> state``: the memory a piece keeps for one parameter tensor (``{}`` if none)."""
 
-    init: Callable
-    update: Callable
+    def __call__(self, param: torch.Tensor) -> State: ...
+
+
+class UpdateFn(Protocol):
+    """``update(u, state, param) -> (u, state)``: turn the incoming update into the outgoing one.
+
+    ``u`` is the gradient for the first piece of a chain and the previous piece's output after that;
+    ``param`` is read, never written; the returned state replaces the old one (pieces are functional).
+    """
+
+    def __call__(self, updates: torch.Tensor, state: State, param: torch.Tensor) -> tuple[torch.Tensor, State]: ...
+
+
+class Transform(NamedTuple):
+    """A piece of an optimizer, typed as optax types its gradient transformations: a pair of functions,
+    ``init`` (:class:`InitFn`) and ``update`` (:class:`UpdateFn`)."""
+
+    init: InitFn
+    update: UpdateFn
 
 
 def chain(*transforms: Transform) -> Transform:
