@@ -8,7 +8,7 @@ NOTEBOOKS := chapters exercises solutions
 # count, so outputs executed on one machine compare exactly on another (and two nbval workers share 2 cores).
 NOTEBOOK_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: setup test test-fast test-lib test-notebooks book execute exercises bench gpu-check lint clean
+.PHONY: setup test test-colab test-fast test-lib test-notebooks book execute exercises bench gpu-check lint clean
 
 setup: $(STAMP)
 
@@ -22,17 +22,21 @@ $(STAMP): requirements.txt pyproject.toml
 ## make test: library tests, strict nbval over every committed notebook, the book build, browser checks
 test: $(STAMP)
 	$(MAKE) lint
-	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser"
+	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser and not colab_full"
 	$(MAKE) test-notebooks
 	$(MAKE) book
 	$(PY) -m pytest tests -m browser -p no:xdist
 
 ## make test-fast: the library and notebook-rule tests without the slow ones (under 2 minutes on 2 cores)
 test-fast: $(STAMP)
-	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser and not slow"
+	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser and not slow and not colab_full"
 
 test-lib: $(STAMP)
-	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser"
+	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser and not colab_full"
+
+## make test-colab: every notebook, and the playground under ipywidgets 7 and 8, on Colab's stack (about 10 minutes)
+test-colab: $(STAMP)
+	$(PY) -m pytest tests/test_colab_bootstrap.py -p no:xdist -m colab_full
 
 test-notebooks: $(STAMP)
 	$(NOTEBOOK_ENV) $(PY) -m pytest --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env \

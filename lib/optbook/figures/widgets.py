@@ -50,7 +50,8 @@ def walk(
 ) -> torch.Tensor:
     """Walk one of the book's optimizers (by its name in ``optbook.lab.catalog``) on a 2-D landscape."""
     entry = catalog.by_name(optimizer)
-    return run_torch(entry.cls, landscape, steps, **entry.options(lr, beta1, beta2))
+    # entry.make, not entry.cls: it also puts Schedule-Free in train mode, which it needs before a step
+    return run_torch(lambda params: entry.make(params, lr, beta1, beta2), landscape, steps)
 
 
 LANDSCAPES = {
