@@ -110,7 +110,7 @@ def _show_figures_described() -> None:
 # 3:1 contrast against the white page (tests/test_palette.py); "on image" is for markers drawn on a heatmap.
 NEUTRAL = {
     "reference": "#595959",  # a guide: a theory curve, an exact value, a level or the edge of a region (grey)
-    "limit": "#000000",  # a threshold the text names: a stability limit, the step where the terrain changes
+    "ink": "#000000",  # a threshold the text names (a stability limit, the step of a change), an outline
     "target": "#8A6D00",  # where the hiker should arrive: a minimum, a valley bottom (dark gold)
     "alert": "#B2182B",  # a failure: a diverged or non-finite point, the edge past which a method diverges
     "on image": "#FFFFFF",  # a marker drawn on a colour map (its background is the image, not the page)
