@@ -36,19 +36,20 @@ PLOTTERS = {"plot", "loglog", "semilogx", "semilogy", "errorbar", "step"}
 # Notebooks outside Part I's sections 01-12, whose owners fix them; strict: remove a line once it passes.
 KNOWN_COLOUR_HITS = {
     "01_principles/13_after_adam.ipynb": "chapter 13 (mec='black')",
+    "02_applications/02_transformer_warmup.ipynb": "'#2f2f2f' in a dict of series",
     "02_applications/03_federated_learning.ipynb": "color='white' / 'black'",
     "02_applications/04_mixed_precision.ipynb": "'#4c72b0', '#c44e52', 'black'",
     "02_applications/05_optimizers_at_scale.ipynb": "color='black'",
 }
 
 
+HEX = re.compile(r"#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?([0-9a-fA-F]{2})?")
+
+
 def is_colour(text: str) -> bool:
     t = text.strip()
     return bool(
-        re.fullmatch(r"#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?([0-9a-fA-F]{2})?", t)
-        or re.fullmatch(r"C\d", t)
-        or t.lower().startswith(("tab:", "xkcd:"))
-        or t.lower() in NAMED
+        HEX.fullmatch(t) or re.fullmatch(r"C\d", t) or t.lower().startswith(("tab:", "xkcd:")) or t.lower() in NAMED
     )
 
 
@@ -60,9 +61,12 @@ def colour_literals(source: str) -> list[str]:
         return []
     hits = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.keyword) and node.arg in COLOUR_ARGS:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and HEX.fullmatch(node.value):
+            hits.append(f"line {node.lineno}: hex colour {node.value!r}")  # a hex string is a colour wherever it is
+        elif isinstance(node, ast.keyword) and node.arg in COLOUR_ARGS:
             for leaf in ast.walk(node.value):
-                if isinstance(leaf, ast.Constant) and isinstance(leaf.value, str) and is_colour(leaf.value):
+                text = leaf.value if isinstance(leaf, ast.Constant) and isinstance(leaf.value, str) else None
+                if text is not None and is_colour(text) and not HEX.fullmatch(text):
                     hits.append(f"line {leaf.lineno}: {node.arg}={leaf.value!r}")
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             if node.func.attr in PLOTTERS:
@@ -105,6 +109,7 @@ def test_no_hand_picked_colours(path):
         ('ax.plot(x, y, color=plots.color(m, "C0"))', 1),
         ('ax.fill_between(x, a, b, facecolor="tab:blue")', 1),
         ("blues = [plt.cm.Blues(v) for v in (0.5, 0.7)]", 1),
+        ('ratios = {"F": (values, "o", "#2f2f2f")}', 1),
         ('ax.plot(x, y, "o-", color=plots.color("Adam"))', 0),
         ('ax.axhline(1, color=plots.neutral("reference"))', 0),
         ('ax.imshow(z, cmap="viridis_r")', 0),
