@@ -36,6 +36,7 @@ PLOTTERS = {"plot", "loglog", "semilogx", "semilogy", "errorbar", "step"}
 # Notebooks outside Part I's sections 01-12, whose owners fix them; strict: remove a line once it passes.
 KNOWN_COLOUR_HITS = {
     "01_principles/13_after_adam.ipynb": "chapter 13 (mec='black')",
+    "02_applications/01_nlp_sparse_features.ipynb": "plots.CYCLE[0], plots.CYCLE[1] for word groups",
     "02_applications/02_transformer_warmup.ipynb": "'#2f2f2f' in a dict of series",
     "02_applications/03_federated_learning.ipynb": "color='white' / 'black'",
     "02_applications/04_mixed_precision.ipynb": "'#4c72b0', '#c44e52', 'black'",
@@ -76,6 +77,8 @@ def colour_literals(source: str) -> list[str]:
             owner = node.func.value
             if isinstance(owner, ast.Attribute) and owner.attr == "cm":  # plt.cm.Blues(0.5)
                 hits.append(f"line {node.lineno}: colour map {node.func.attr} sampled for a colour")
+        if isinstance(node, ast.Attribute) and node.attr == "CYCLE":  # optimizers' colours for other series
+            hits.append(f"line {node.lineno}: plots.CYCLE (the optimizers' colours) for a series")
     return hits
 
 
@@ -109,6 +112,7 @@ def test_no_hand_picked_colours(path):
         ('ax.plot(x, y, color=plots.color(m, "C0"))', 1),
         ('ax.fill_between(x, a, b, facecolor="tab:blue")', 1),
         ("blues = [plt.cm.Blues(v) for v in (0.5, 0.7)]", 1),
+        ('ax.plot(x, y, color=plots.CYCLE[i], label="beta")', 1),
         ('ratios = {"F": (values, "o", "#2f2f2f")}', 1),
         ('ax.plot(x, y, "o-", color=plots.color("Adam"))', 0),
         ('ax.axhline(1, color=plots.neutral("reference"))', 0),
