@@ -9,6 +9,7 @@ import itertools
 
 import pytest
 
+from optbook.figures import plots
 from optbook.lab import catalog
 
 PAGE = "#ffffff"
@@ -58,7 +59,42 @@ def test_old_palette_would_fail():
 
 
 def test_plots_use_the_catalog_styles():
-    from optbook.figures import plots
-
     assert plots.line("Adam") == {"color": catalog.by_name("Adam").color, "linestyle": catalog.by_name("Adam").dash}
     assert plots.line("not an optimizer", 1)["color"] == plots.CYCLE[1]
+
+
+def test_pieces_drawn_beside_the_optimizers_are_told_apart_from_every_line():
+    """Full-matrix AdaGrad and Shampoo (catalog.OTHER_COLORS) join the pairwise rule of the optimizers."""
+    every = lines()
+    others = set(catalog.OTHER_COLORS)
+    bad = [
+        f"{a} and {b}"
+        for (a, (ca, sa)), (b, (cb, sb)) in itertools.combinations(every.items(), 2)
+        if (a in others or b in others) and ca != cb and contrast(ca, cb) < 3 and sa == sb
+    ]
+    assert not bad, "pairs of lines that cannot be told apart: " + "; ".join(bad)
+    for name in others:
+        assert contrast(catalog.OTHER_COLORS[name], PAGE) >= 3, name
+
+
+@pytest.mark.parametrize("name", [k for k in plots.NEUTRAL if k != "on image"])
+def test_neutral_colours_stand_out_from_the_page(name):
+    assert contrast(plots.neutral(name), PAGE) >= 3, f"{name}: {contrast(plots.neutral(name), PAGE):.2f}:1 on white"
+
+
+@pytest.mark.parametrize("n", range(1, 7))
+def test_shades_for_ordered_series_differ_in_contrast_or_style(n):
+    series = plots.shades(n)
+    assert len(series) == n
+    for s in series:
+        assert contrast(s["color"], PAGE) >= 3, s
+    for a, b in itertools.combinations(series, 2):
+        assert contrast(a["color"], b["color"]) >= 3 or a["linestyle"] != b["linestyle"], (a, b)
+
+
+def test_shades_and_neutral_refuse_bad_input():
+    for bad in (0, 7, 2.0, True):
+        with pytest.raises(ValueError, match="n must be an integer from 1 to 6"):
+            plots.shades(bad)
+    with pytest.raises(ValueError, match="name must be one of"):
+        plots.neutral("red")

@@ -106,8 +106,42 @@ def _show_figures_described() -> None:
     shell.display_formatter.formatters["image/png"].for_type(Figure, figure_png)
 
 
+# Colours for what is not an optimizer, so that no notebook picks its own. Each line colour has at least
+# 3:1 contrast against the white page (tests/test_palette.py); "on image" is for markers drawn on a heatmap.
+NEUTRAL = {
+    "reference": "#595959",  # a guide: a theory curve, an exact value, a level or the edge of a region (grey)
+    "ink": "#000000",  # a threshold the text names (a stability limit, the step of a change), an outline
+    "target": "#8A6D00",  # where the hiker should arrive: a minimum, a valley bottom (dark gold)
+    "alert": "#B2182B",  # a failure: a diverged or non-finite point, the edge past which a method diverges
+    "on image": "#FFFFFF",  # a marker drawn on a colour map (its background is the image, not the page)
+}
+# Ordered series that are not optimizers (several betas, learning rates or noise levels): dark shades of
+# viridis, each with its own line style, so that neighbours differ in style where their contrast is low.
+SHADE_STYLES = ("-", "--", ":", "-.", (0, (5, 1.5, 1, 1.5, 1, 1.5)), (0, (9, 3)))
+
+
 def color(name: str, default=None):
     return COLORS.get(name, default)
+
+
+def neutral(name: str) -> str:
+    """The book's colour for a series that is not an optimizer: one of ``NEUTRAL``'s names."""
+    if name not in NEUTRAL:
+        raise ValueError(f"name must be one of {', '.join(repr(k) for k in NEUTRAL)}, got {name!r}")
+    return NEUTRAL[name]
+
+
+def shades(n: int) -> list[dict]:
+    """``color`` and ``linestyle`` for ``n`` ordered series that are not optimizers (``ax.plot(..., **s)``).
+
+    Colours run through the dark two thirds of viridis (each at least 3:1 on white) and every series has
+    its own line style, so any two can be told apart in colour or in style.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= len(SHADE_STYLES):
+        raise ValueError(f"n must be an integer from 1 to {len(SHADE_STYLES)}, got {n!r}")
+    cmap = matplotlib.colormaps["viridis"]
+    spots = np.linspace(0.0, 0.55, n) if n > 1 else [0.0]
+    return [{"color": matplotlib.colors.to_hex(cmap(x)), "linestyle": SHADE_STYLES[k]} for k, x in enumerate(spots)]
 
 
 def line(name: str, index: int = 0) -> dict:
@@ -247,18 +281,21 @@ def effective_lr(trajectory, ax=None, labels=("$x_1$", "$x_2$"), title=None):
     return ax
 
 
-def seed_band(x, runs, label, ax=None, marker="o"):
+def seed_band(x, runs, label, ax=None, marker="o", color=None, linestyle=None):
     """Results over seeds: the mean across seeds (axis 0 of ``runs``) as a line, the min..max as a band.
 
     ``runs`` has shape ``(seeds, len(x))``; non-finite entries (diverged runs) are left out of the line.
-    The colour is the optimizer's own (``label`` is looked up in the catalog).
+    The colour and line style are the optimizer's own (``label`` is looked up in the catalog); a series
+    that is not an optimizer passes ``color`` and ``linestyle`` (from :func:`shades` or :func:`neutral`).
     """
     ax = _axes(ax)
     v, xs = _numpy(runs), _numpy(x)
     if v.ndim != 2 or v.shape[1] != xs.shape[0]:
         raise ValueError(f"runs must have shape (seeds, {xs.shape[0]}) to match x, got {v.shape}")
     ok = np.isfinite(v).all(axis=0)
-    col = COLORS.get(label)
-    ax.plot(xs[ok], v[:, ok].mean(0), marker=marker, ms=3, color=col, label=f"{label} (mean of {v.shape[0]} seeds)")
+    col = COLORS.get(label) if color is None else color
+    style = DASHES.get(label, "-") if linestyle is None else linestyle
+    mean = v[:, ok].mean(0)
+    ax.plot(xs[ok], mean, marker=marker, ms=3, color=col, ls=style, label=f"{label} (mean of {v.shape[0]} seeds)")
     ax.fill_between(xs[ok], v[:, ok].min(0), v[:, ok].max(0), color=col, alpha=0.25, lw=0)
     return ax

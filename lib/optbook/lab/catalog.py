@@ -71,8 +71,9 @@ OPTIMIZERS: tuple[BookOptimizer, ...] = (
 )
 
 # Methods the book draws that are not torch-style classes here (Newton uses the Hessian itself).
-OTHER_COLORS = {"Newton": "#000000"}
-OTHER_DASHES = {"Newton": "--"}
+# Full-matrix AdaGrad and Shampoo are pieces of core/preconditioners.py that Part I draws beside the others.
+OTHER_COLORS = {"Newton": "#000000", "full-matrix AdaGrad": "#6B3E9E", "Shampoo": "#8C2D04"}
+OTHER_DASHES = {"Newton": "--", "full-matrix AdaGrad": (0, (6, 2)), "Shampoo": (0, (2, 2, 6, 2))}
 
 
 def by_name(name: str) -> BookOptimizer:
