@@ -27,18 +27,17 @@ colab-stack: $(STAMP)
 ## build, browser checks
 test: $(STAMP)
 	$(MAKE) lint
-	$(MAKE) colab-stack
-	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser and not colab_full"
+	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser"
 	$(MAKE) test-notebooks
 	$(MAKE) book
 	$(PY) -m pytest tests -m browser -p no:xdist
 
 ## make test-fast: the library and notebook-rule tests without the slow ones (under 2 minutes on 2 cores)
 test-fast: $(STAMP)
-	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser and not slow and not colab_full"
+	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser and not slow"
 
 test-lib: $(STAMP)
-	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser and not colab_full"
+	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser"
 
 ## make test-colab: the Colab-stack checks alone (bootstrap, floors, playground under ipywidgets 7 and 8)
 test-colab: colab-stack

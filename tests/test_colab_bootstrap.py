@@ -110,6 +110,7 @@ def stack():
     return python, record["freeze"]
 
 
+@pytest.mark.slow
 def test_the_stack_is_colabs():
     """The venv holds Colab's versions, and what the Flower cell installs replaces only what it is known to.
 

@@ -123,12 +123,15 @@ def ensure(venv: Path = VENV, log=print) -> tuple[Path, dict]:
     log(f"building the Colab-stack venv in {venv} (pip's cache makes this about two minutes)")
     shutil.rmtree(venv, ignore_errors=True)
     _sh(sys.executable, "-m", "venv", venv)
-    _sh(python, "-m", "pip", "install", "-q", *wanted["pins"], env=clean_env())  # torch's CPU file, as make setup
+    # --no-compile: no .pyc for the ~40k files of torch and ray now; a kernel compiles what it imports, once
+    _sh(
+        python, "-m", "pip", "install", "-q", "--no-compile", *wanted["pins"], env=clean_env()
+    )  # CPU torch, as make setup
     colab = freeze(python)
     wrong = {n: colab.get(n) for n in COLAB_STACK if colab.get(n) != COLAB_STACK[n]}
     if wrong:
         raise RuntimeError(f"the Colab-stack venv did not get Colab's versions: {wrong}")
-    _sh(python, "-m", "pip", "install", "-q", *KERNEL_EXTRAS, env=clean_env())
+    _sh(python, "-m", "pip", "install", "-q", "--no-compile", *KERNEL_EXTRAS, env=clean_env())
     final = freeze(python)
     kept = {**wanted, "colab": colab, "extras_replaced": changed(colab, final), "freeze": final}
     record.write_text(json.dumps(kept, indent=1))
@@ -145,7 +148,8 @@ def install_kernel(python: Path, prefix: Path = Path(sys.prefix)) -> Path:
             "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": "Python 3 (Colab stack)",
             "language": "python",
-            "env": {"PYTHONPATH": str(ROOT / "lib")},
+            # debugpy's warning about frozen modules would be printed at every kernel start
+            "env": {"PYTHONPATH": str(ROOT / "lib"), "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
         },
         indent=1,
     )

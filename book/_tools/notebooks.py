@@ -408,17 +408,17 @@ def main(argv=None) -> int:
     ex.add_argument("solutions", nargs="*", help="only these solution notebooks (default: all)")
     sub.add_parser("bootstrap", help="rewrite every bootstrap cell from _config.yml")
     args = parser.parse_args(argv)
-    if args.command == "execute":
-        try:
+    try:
+        if args.command == "execute":
             execute_all(args.paths, args.jobs, args.kernel, args.timeout)
-        except NotebookError as exc:
-            print(exc, file=sys.stderr)
-            return 1
-    elif args.command == "exercises":
-        written = make_exercises(only=args.solutions or None)
-        print("\n".join(f"wrote {p.relative_to(ROOT)}" for p in written) or "exercises are up to date")
-    else:
-        rewrite_bootstraps()
+        elif args.command == "exercises":
+            written = make_exercises(only=args.solutions or None)
+            print("\n".join(f"wrote {p.relative_to(ROOT)}" for p in written) or "exercises are up to date")
+        else:
+            rewrite_bootstraps()
+    except NotebookError as exc:  # one line per failed notebook, not a traceback
+        print(exc, file=sys.stderr)
+        return 1
     return 0
 
 
