@@ -131,7 +131,8 @@ def bounded_polls(channel, slice_s: float = POLL_SLICE):
 
 
 def notebook_client(nb, kernel: str = KERNEL, timeout: int = 600, **kw):
-    """An nbclient ``NotebookClient`` whose shell and IOPub polls are bounded (:func:`bounded_polls`)."""
+    """An nbclient ``NotebookClient`` whose shell and IOPub polls are bounded (:func:`bounded_polls`), and for
+    which outputs missing after a cell's reply are an error (nbclient's default only logs a warning)."""
     from nbclient import NotebookClient
 
     class Client(NotebookClient):
@@ -141,6 +142,8 @@ def notebook_client(nb, kernel: str = KERNEL, timeout: int = 600, **kw):
             bounded_polls(kc.iopub_channel)
             return kc
 
+    # an output that has not come 4 s after the cell's reply is an error, not a silently shorter notebook
+    kw.setdefault("raise_on_iopub_timeout", True)
     return Client(nb, timeout=timeout, kernel_name=kernel, **kw)
 
 
