@@ -23,8 +23,8 @@ $(STAMP): requirements.txt pyproject.toml
 colab-stack: $(STAMP)
 	$(PY) book/_tools/colab_stack.py
 
-## make test: library tests, strict nbval over every committed notebook (in the Colab-stack kernel), the book
-## build, browser checks
+## make test: library tests (they build the Colab-stack venv, or reuse it), strict nbval over every committed
+## notebook in the Colab-stack kernel, the book build, browser checks
 test: $(STAMP)
 	$(MAKE) lint
 	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser"
