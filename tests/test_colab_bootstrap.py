@@ -308,6 +308,17 @@ def test_bounded_polls_wait_one_slice_at_a_time():
     assert 1 < len(channel.asked) and max(channel.asked) <= 0.01
 
 
+def test_execute_and_nbval_use_the_colab_kernel():
+    """The committed outputs are written (make execute) and checked (strict nbval) in the same kernel."""
+    import notebooks
+
+    makefile = (ROOT / "Makefile").read_text()
+    nbval = re.search(r"^test-notebooks:.*?\n\n", makefile, re.MULTILINE | re.DOTALL)[0]
+    assert f"--nbval-kernel-name {KERNEL}" in nbval and "--nbval-current-env" not in nbval
+    assert notebooks.KERNEL == KERNEL
+    assert re.search(r"^execute: colab-stack$", makefile, re.MULTILINE)
+
+
 @pytest.mark.slow
 def test_execute_names_the_notebook_that_failed(tmp_path):
     """make execute: a failing cell stops with the notebook's path and the error, and the file is unchanged."""

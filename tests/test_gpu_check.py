@@ -23,6 +23,7 @@ def test_dry_run_without_cuda_lists_what_it_would_do():
     out = _run()
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("gpu-check: dry run (no CUDA device")
+    assert "on a GPU it would run, within 450 s, in this order:" in out.stdout  # 8 minutes with the start-up
     for part in ("tests", "cuda-cells", "notebooks", "bench"):
         assert f"gpu-check {part}: would run" in out.stdout
     assert 'OPTBOOK_DEVICE=cuda python -m pytest tests -m "device or cuda"' in out.stdout

@@ -217,7 +217,7 @@ def main(argv=None) -> int:
     if args.dry_run or not (cuda or args.allow_cpu):
         build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
         why = "--dry-run" if args.dry_run else f"no CUDA device (torch {torch.__version__}, {build})"
-        print(f"gpu-check: dry run ({why}); on a GPU it would run, in this order:")
+        print(f"gpu-check: dry run ({why}); on a GPU it would run, within {args.budget:.0f} s, in this order:")
         for part in parts:
             print(f"gpu-check {part}: would run {len(work[part])} item(s)")
             for item in work[part]:
