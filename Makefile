@@ -8,7 +8,7 @@ NOTEBOOKS := chapters exercises solutions
 # count, so outputs executed on one machine compare exactly on another (and two nbval workers share 2 cores).
 NOTEBOOK_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: setup test test-colab test-fast test-lib test-notebooks book execute exercises bench gpu-check lint clean
+.PHONY: setup colab-stack test test-colab test-fast test-lib test-notebooks book execute exercises bench gpu-check lint clean
 
 setup: $(STAMP)
 
@@ -19,39 +19,46 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-## make test: library tests, strict nbval over every committed notebook, the book build, browser checks
+## make colab-stack: the venv with Colab's packages (.venv/colab-stack) and its kernel, where notebooks run
+colab-stack: $(STAMP)
+	$(PY) book/_tools/colab_stack.py
+
+## make test: library tests (they build the Colab-stack venv, or reuse it), strict nbval over every committed
+## notebook in the Colab-stack kernel, the book build, browser checks
 test: $(STAMP)
 	$(MAKE) lint
-	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser and not colab_full"
+	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser"
 	$(MAKE) test-notebooks
 	$(MAKE) book
 	$(PY) -m pytest tests -m browser -p no:xdist
 
 ## make test-fast: the library and notebook-rule tests without the slow ones (under 2 minutes on 2 cores)
 test-fast: $(STAMP)
-	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser and not slow and not colab_full"
+	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser and not slow"
 
 test-lib: $(STAMP)
-	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser and not colab_full"
+	$(PY) -m pytest tests -n $(JOBS) --dist loadfile -m "not browser"
 
-## make test-colab: every notebook, and the playground under ipywidgets 7 and 8, on Colab's stack (about 10 minutes)
-test-colab: $(STAMP)
-	$(PY) -m pytest tests/test_colab_bootstrap.py -p no:xdist -m colab_full
+## make test-colab: the Colab-stack checks alone (bootstrap, floors, playground under ipywidgets 7 and 8)
+test-colab: colab-stack
+	$(PY) -m pytest tests/test_colab_bootstrap.py -p no:xdist
 
-test-notebooks: $(STAMP)
-	$(NOTEBOOK_ENV) $(PY) -m pytest --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env \
-		-n $(JOBS) --dist loadfile -p no:cacheprovider $(NOTEBOOKS)
+## make test-notebooks: strict nbval, each notebook run in the Colab-stack kernel (NB=path for some)
+test-notebooks: colab-stack
+	$(NOTEBOOK_ENV) $(PY) -m pytest --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-kernel-name colab-stack \
+		-n $(JOBS) --dist loadfile -p no:cacheprovider $(or $(NB),$(NOTEBOOKS))
 
 ## make book: the HTML book in _build/html, warnings as errors, failing cells fail the build
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --all --warningiserror --keep-going
 
-## make execute: re-execute notebooks in place so that the committed outputs are real (NB=path for one)
-execute: $(STAMP)
+## make execute: re-execute notebooks in place, in the Colab-stack kernel, so that the committed outputs are
+## real (NB=path for one)
+execute: colab-stack
 	$(NOTEBOOK_ENV) $(PY) book/_tools/notebooks.py execute $(or $(NB),$(NOTEBOOKS))
 
 ## make exercises: regenerate exercises/ from solutions/
-exercises: $(STAMP)
+exercises: colab-stack
 	$(NOTEBOOK_ENV) $(PY) book/_tools/notebooks.py exercises
 
 ## make lint: ruff's checks and its formatter over the library, the tests, the book's tools and every notebook's code

@@ -1,19 +1,18 @@
-"""The book on Colab's stack: the bootstrap cell replaces nothing, and every notebook runs there.
+"""The book on Colab's stack: the bootstrap cell replaces nothing, and the widgets work under ipywidgets 7.
 
-One virtual environment holds the packages Colab has preinstalled (issue 15: numpy 2.0.2, matplotlib 3.10.0,
-ipywidgets 7.7.1, ...), except torch, which is the CPU build of the book's own pin (the older torch builds
-on the package index are multi-GB CUDA wheels). The tests then run, as a new Colab user would:
+The environment is book/_tools/colab_stack.py's: the packages Colab has preinstalled (issue 15: numpy 2.0.2,
+matplotlib 3.10.0, ipywidgets 7.7.1, ..., and Colab's kernel packages), the book's CPU torch, and what a
+notebook installs on Colab itself (Flower). Every notebook is executed there by strict nbval
+(``make test-notebooks`` runs its kernel, ``colab-stack``), and ``make execute`` writes the committed outputs
+in the same kernel, so no second pass is needed here. The tests run, as a new Colab user would:
 
 1. the bootstrap cell against a clone of this repository's HEAD (``git+file://``), and ``pip freeze``
    of the preinstalled packages must be the same afterwards: a floor in pyproject.toml above Colab's
    version would make pip upgrade it (``test_the_check_catches_a_floor_above_colab`` shows that it would
    fail with ``ipywidgets>=8``);
-2. every notebook, in a kernel of that environment: no cell may raise (outputs may differ);
-3. the playground's widget code under ipywidgets 7 (there) and 8 (the book's environment);
-4. the bootstrap cell against a repository that cannot be reached: it must say so in one sentence.
-
-The environment is cached in ``.venv/colab-stack`` (``OPTBOOK_COLAB_VENV`` moves it) and reused while its
-pins and its ``pip freeze`` are unchanged; a clean clone builds it once (pip's cache makes that quick).
+2. the playground's widget code under ipywidgets 7 (the Colab kernel) and 8 (the book's environment);
+3. the bootstrap cell against a repository that cannot be reached: it must say so in one sentence;
+4. what the Flower install does to Colab's packages, and that a client's polls stay bounded.
 """
 
 from __future__ import annotations
@@ -22,60 +21,21 @@ import ast
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
 import pytest
-import torch
+from colab_stack import COLAB_STACK, KERNEL, KERNEL_EXTRAS, canonical, changed, clean_env, ensure, freeze
 from conftest import ROOT
-from notebooks import bootstrap_source, notebooks
+from notebooks import bootstrap_source, bounded_polls, notebooks
 
-# Colab's preinstalled versions (issue 15), torch excepted. pillow is not in the issue's list: the version
-# pinned here is the one the floor in pyproject.toml is tested at.
-COLAB_STACK = {
-    "numpy": "2.0.2",
-    "matplotlib": "3.10.0",
-    "ipywidgets": "7.7.1",
-    "scikit-learn": "1.6.1",
-    "scipy": "1.15.3",
-    "tqdm": "4.67.1",
-    "ipykernel": "6.17.1",
-    "ipython": "7.34.0",
-    "pandas": "2.2.2",
-    "pillow": "11.3.0",
-}
-TORCH = torch.__version__.split("+")[0]  # the book's pin; on this index it is the CPU build
-VENV = Path(os.environ.get("OPTBOOK_COLAB_VENV", ROOT / ".venv" / "colab-stack"))
+_canonical, _clean_env = canonical, clean_env
 
 
 def _sh(*args, **kw):
     return subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True, **kw)
-
-
-def _clean_env():
-    """The environment of a process in the Colab venv: nothing of ours leaks in."""
-    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def freeze(python) -> dict[str, str]:
-    """name -> version of every installed distribution (pip freeze --all), names canonicalised; a package
-    installed from a URL (optbook from git: ``optbook @ git+file://...``) maps to that URL."""
-    lines = _sh(python, "-m", "pip", "freeze", "--all", env=_clean_env()).stdout.splitlines()
-    pairs = (re.split(r"==| @ ", line, maxsplit=1) for line in lines if "==" in line or " @ " in line)
-    return {_canonical(name): version for name, version in pairs}
-
-
-def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
-    """The preinstalled packages that an install replaced or removed, as 'name old -> new'."""
-    return [f"{n} {v} -> {after.get(n, 'removed')}" for n, v in sorted(before.items()) if after.get(n) != v]
 
 
 # --- Floors -----------------------------------------------------------------------------------------------
@@ -143,28 +103,24 @@ def test_torch_floor_covers_the_torch_apis_used():
 # --- The Colab-like environment ---------------------------------------------------------------------------
 
 
-def _pins() -> list[str]:
-    return [f"torch=={TORCH}"] + [f"{name}=={version}" for name, version in COLAB_STACK.items()]
-
-
 @pytest.fixture(scope="module")
 def stack():
-    """(python, pip freeze) of the cached Colab-stack venv, without optbook: reused while its pins and its
-    packages are unchanged, else rebuilt."""
-    python, record = VENV / "bin" / "python", VENV / "colab-stack.json"
-    pins = _pins()
-    if python.exists() and record.exists() and json.loads(record.read_text())["pins"] == pins:
-        subprocess.run([python, "-m", "pip", "uninstall", "-q", "-y", "optbook"], capture_output=True, env=_clean_env())
-        baseline = json.loads(record.read_text())["freeze"]
-        if freeze(python) == baseline:
-            return python, baseline
-    shutil.rmtree(VENV, ignore_errors=True)
-    _sh(sys.executable, "-m", "venv", VENV)
-    _sh(python, "-m", "pip", "install", "-q", *pins, env=_clean_env())  # torch's local CPU file, as make setup
-    baseline = freeze(python)
-    assert {name: baseline.get(name) for name in COLAB_STACK} == COLAB_STACK
-    record.write_text(json.dumps({"pins": pins, "freeze": baseline}, indent=1))
-    return python, baseline
+    """(python, pip freeze) of the Colab-stack venv, without optbook (make colab-stack builds it; reused)."""
+    python, record = ensure(log=lambda message: None)
+    return python, record["freeze"]
+
+
+@pytest.mark.slow
+def test_the_stack_is_colabs():
+    """The venv holds Colab's versions, and what the Flower cell installs replaces only what it is known to.
+
+    On Colab, the federated page's "On Colab only" cell runs ``pip install flwr[simulation]==1.42.0``:
+    it downgrades ``packaging`` (Colab's 26.3) to 25.0 and replaces nothing else of Colab's.
+    """
+    _, record = ensure(log=lambda message: None)
+    assert {name: record["colab"].get(name) for name in COLAB_STACK} == COLAB_STACK
+    assert record["extras"] == KERNEL_EXTRAS
+    assert record["extras_replaced"] == ["packaging 26.3 -> 25.0"]
 
 
 @pytest.fixture(scope="module")
@@ -243,51 +199,6 @@ def test_bootstrap_installs_optbook_and_replaces_nothing(stack, bootstrapped, cl
     assert "optbook" in after
 
 
-# Run by a python of its own per notebook (two nbclient clients in one process can hang, and forking a pytest
-# worker is not safe): the notebook's error, if any, is the process's last line of stderr.
-EXECUTE = """
-import re, sys
-from pathlib import Path
-import nbformat
-from nbclient import NotebookClient
-path, kernel = Path(sys.argv[1]), sys.argv[2]
-nb = nbformat.read(path, as_version=4)
-try:
-    NotebookClient(nb, timeout=600, kernel_name=kernel, resources={"metadata": {"path": str(path.parent)}}).execute()
-except Exception as exc:
-    sys.exit((re.sub(r"\\x1b\\[[0-9;]*m", "", str(exc)).strip().splitlines() or [type(exc).__name__])[-1])
-"""
-
-
-def _execute_in(path: Path, kernel: str, env: dict) -> str | None:
-    """Execute one notebook in ``kernel``; None, or the error's last line ("ValueError: ...")."""
-    out = subprocess.run([sys.executable, "-c", EXECUTE, path, kernel], capture_output=True, text=True, env=env)
-    return None if out.returncode == 0 else (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]
-
-
-@pytest.fixture(scope="module")
-def colab_kernel(bootstrapped, tmp_path_factory):
-    """A Jupyter kernel spec, ``colab-stack``, that runs the Colab-stack venv's python (ipykernel 6.17.1):
-    its name, and the environment (JUPYTER_PATH, one thread per kernel as in make execute) that finds it."""
-    python, _ = bootstrapped
-    path = tmp_path_factory.mktemp("jupyter")
-    spec = path / "kernels" / "colab-stack"
-    spec.mkdir(parents=True)
-    argv = [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "Colab stack", "language": "python"}))
-    return "colab-stack", {**os.environ, "JUPYTER_PATH": str(path), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-@pytest.mark.colab_full
-def test_every_notebook_runs_on_colabs_stack(colab_kernel):
-    kernel, env = colab_kernel
-    paths = notebooks()
-    with ThreadPoolExecutor(max_workers=2) as pool:  # two notebooks at a time, each in its own process
-        errors = list(pool.map(lambda p: _execute_in(p, kernel, env), paths))
-    failed = [f"{p.relative_to(ROOT)}: {e}" for p, e in zip(paths, errors) if e]
-    assert not failed, f"{len(failed)} of {len(paths)} notebooks failed on Colab's stack:\n" + "\n".join(failed)
-
-
 # --- Widgets under ipywidgets 7 and 8 ---------------------------------------------------------------------
 
 WIDGET_CELLS = [
@@ -300,31 +211,34 @@ WIDGET_CELLS = [
 
 
 # Run by a python of its own, as the notebooks are: prints the kernel's cell outputs and the outputs that the
-# playground's Output widget received (nbclient plays the front end), as JSON. Each cell takes seconds; under
-# ipykernel 6.17.1 the run sometimes stalls for the client's whole timeout and then completes (cause not found),
-# hence a short one.
+# playground's Output widget received (nbclient plays the front end), as JSON. The client is make execute's
+# (book/_tools/notebooks.py), whose bounded polls keep a missed wake-up from stalling it (see bounded_polls).
 PLAY = """
 import json, sys
 import nbformat
-from nbclient import NotebookClient
+sys.path.insert(0, sys.argv[4])
+from notebooks import notebook_client
 cells, kernel, folder = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
-client = NotebookClient(nb, timeout=60, kernel_name=kernel, resources={"metadata": {"path": folder}})
+client = notebook_client(nb, kernel, timeout=120, resources={"metadata": {"path": folder}})
 client.execute()
 widgets = [s.get("outputs") or [] for s in client.widget_state.values() if s.get("_model_name") == "OutputModel"]
 print(json.dumps({"cells": [c.outputs for c in nb.cells], "widgets": widgets}))
 """
 
 
-@pytest.mark.colab_full
+@pytest.mark.slow
 @pytest.mark.parametrize("environment", ["book", "colab"])
 def test_playground_draws_under_both_ipywidgets_majors(environment, request, tmp_path):
     """The playground's controls redraw its figure in a live kernel: ipywidgets 8 in the book's environment,
-    7.7.1 in Colab's. nbclient plays the front end, so the Output widget's figure is what a reader sees."""
-    kernel, env = "python3", dict(os.environ)
+    7.7.1 in Colab's (the kernel make execute and nbval use). nbclient plays the front end, so the Output
+    widget's figure is what a reader sees."""
+    kernel = "python3"
     if environment == "colab":
-        kernel, env = request.getfixturevalue("colab_kernel")
-    command = [sys.executable, "-c", PLAY, json.dumps(WIDGET_CELLS), kernel, tmp_path]
+        request.getfixturevalue("stack")  # the venv and its kernel exist
+        kernel = KERNEL
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", PLAY, json.dumps(WIDGET_CELLS), kernel, tmp_path, ROOT / "book" / "_tools"]
     run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=540)
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
@@ -356,3 +270,69 @@ def test_bootstrap_failure_is_one_sentence(clone, tmp_path):
         assert message.startswith(f"RuntimeError: Could not install optbook from git+{url}@{branch} (")
         assert reason in message and "install optbook by hand" in message and "pip install <its folder>" in message
         assert "CalledProcessError" not in out.stderr and "subprocess-exited" not in out.stderr
+
+
+# --- The client that executes notebooks (make execute, the playground test, gpu-check) -------------------
+
+
+class _MissedWakeup:
+    """A channel whose message has arrived but whose poll only notices it when the poll times out (the stall
+    seen with Colab's ipykernel 6.17.1): ``get_msg(timeout)`` returns the message after ``wakes_after`` calls
+    or, as pyzmq's last check at a poll's timeout does, on any call. It records the timeouts it was given."""
+
+    def __init__(self, empty_calls: int = 0):
+        self.asked, self.empty_calls = [], empty_calls
+
+    async def get_msg(self, timeout=None):
+        from queue import Empty
+
+        self.asked.append(timeout)
+        if len(self.asked) <= self.empty_calls:
+            raise Empty
+        return {"msg_type": "execute_reply"}
+
+
+def test_bounded_polls_wait_one_slice_at_a_time():
+    import asyncio
+    from queue import Empty
+
+    channel = bounded_polls(_MissedWakeup(), slice_s=0.5)
+    assert asyncio.run(channel.get_msg(timeout=600)) == {"msg_type": "execute_reply"}
+    assert channel.asked == [0.5]  # a missed wake-up costs one slice, not the cell's 600 s
+    channel = bounded_polls(_MissedWakeup(empty_calls=3), slice_s=0.5)
+    assert asyncio.run(channel.get_msg(timeout=None))["msg_type"] == "execute_reply"
+    assert channel.asked == [0.5] * 4
+    channel = bounded_polls(_MissedWakeup(empty_calls=10**6), slice_s=0.01)
+    with pytest.raises(Empty):  # nothing arrives: the overall timeout still ends the wait
+        asyncio.run(channel.get_msg(timeout=0.05))
+    assert 1 < len(channel.asked) and max(channel.asked) <= 0.01
+
+
+def test_execute_and_nbval_use_the_colab_kernel():
+    """The committed outputs are written (make execute) and checked (strict nbval) in the same kernel."""
+    import notebooks
+
+    makefile = (ROOT / "Makefile").read_text()
+    nbval = re.search(r"^test-notebooks:.*?\n\n", makefile, re.MULTILINE | re.DOTALL)[0]
+    assert f"--nbval-kernel-name {KERNEL}" in nbval and "--nbval-current-env" not in nbval
+    assert notebooks.KERNEL == KERNEL
+    assert re.search(r"^execute: colab-stack$", makefile, re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_execute_names_the_notebook_that_failed(tmp_path):
+    """make execute: a failing cell stops with the notebook's path and the error, and the file is unchanged."""
+    from notebooks import NotebookError, execute_all
+
+    for name, code in [("good", "print('fine')"), ("bad", "raise ValueError('planted failure')")]:
+        cells = [nbformat.v4.new_code_cell(bootstrap_source()), nbformat.v4.new_code_cell(code)]
+        nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / f"{name}.ipynb")
+    before = (tmp_path / "bad.ipynb").read_text()
+    with pytest.raises(NotebookError) as failed:
+        execute_all([tmp_path], jobs=2, kernel="python3", timeout=120)
+    assert (
+        str(failed.value)
+        == f"1 notebook(s) failed:\n{tmp_path / 'bad.ipynb'}: CellExecutionError: ValueError: planted failure"
+    )
+    assert (tmp_path / "bad.ipynb").read_text() == before
+    assert nbformat.read(tmp_path / "good.ipynb", as_version=4).cells[1].outputs[0].text == "fine\n"

@@ -23,6 +23,7 @@ def test_dry_run_without_cuda_lists_what_it_would_do():
     out = _run()
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("gpu-check: dry run (no CUDA device")
+    assert "on a GPU it would run, within 450 s, in this order:" in out.stdout  # 8 minutes with the start-up
     for part in ("tests", "cuda-cells", "notebooks", "bench"):
         assert f"gpu-check {part}: would run" in out.stdout
     assert 'OPTBOOK_DEVICE=cuda python -m pytest tests -m "device or cuda"' in out.stdout
@@ -45,3 +46,15 @@ def test_rehearsal_fails_when_a_notebook_fails(tmp_path):
     )
     assert "ValueError: planted failure" in out.stdout
     assert (tmp_path / "out" / "good.ipynb").exists()
+
+
+def test_rehearsal_stops_at_its_budget(tmp_path):
+    """A notebook that would run past the budget is killed and named, and the parts after it are not run."""
+    cells = [nbformat.v4.new_code_cell(bootstrap_source()), nbformat.v4.new_code_cell("import time\ntime.sleep(600)")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / "slow.ipynb")
+    args = ["--allow-cpu", "--parts", "notebooks,bench", "--notebooks", str(tmp_path), "--out", str(tmp_path / "out")]
+    out = _run(*args, "--budget", "20")
+    assert out.returncode == 1, out.stdout + out.stderr[-2000:]
+    summary = out.stdout.split("summary")[1]
+    assert f"FAIL {tmp_path / 'slow.ipynb'}: out of time (killed at the end of the budget)" in out.stdout
+    assert "gpu-check bench: FAIL not run (out of time: the budget of 20 s is spent)" in summary

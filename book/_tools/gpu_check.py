@@ -18,6 +18,11 @@ The parts, each summarised in one line ``gpu-check <part>: PASS|FAIL ...``:
 Executed notebooks and the benchmark's output go to ``_build/gpu-check/`` (the committed notebooks are not
 touched). The exit status is non-zero when any part fails. Without CUDA (and without ``--allow-cpu``) the
 script lists what it would do and exits 0.
+
+It stops within ``--budget`` seconds (default 450, so the whole command ends within 8 minutes): every
+command and every notebook runs in a process of its own with the time left as its limit, and is killed
+(with its kernel) when that runs out; what did not finish is a FAIL naming it, and the parts not reached
+are FAIL "not run (out of time)".
 """
 
 from __future__ import annotations
@@ -25,18 +30,19 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
 from notebooks import NOTEBOOK_FOLDERS, ROOT, first_code_cell, notebooks
 
 PARTS = ("tests", "cuda-cells", "notebooks", "bench")
+BUDGET = 450  # seconds for all parts together: 8 minutes with room for torch's import and the summary
 TEST_MARKERS = "device or cuda"
-ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the colours of a traceback
 CUDA_CELL = re.compile(r"device\.type\s*==\s*['\"]cuda['\"]|device\.type\s*!=\s*['\"]cuda['\"]")
 
 
@@ -82,50 +88,93 @@ def _line(part: str, ok: bool, detail: str) -> str:
     return f"gpu-check {part}: {'PASS' if ok else 'FAIL'} {detail}"
 
 
-def run_tests(device: str, out: Path) -> tuple[bool, str]:
+class Deadline:
+    """The time left of the budget; ``run`` is subprocess.run limited to it, killing the process group."""
+
+    def __init__(self, seconds: float):
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return max(0.0, self.end - time.monotonic())
+
+    def run(self, command, **kw) -> subprocess.CompletedProcess | None:
+        """The finished process, or None when it ran out of time (it and its children are killed)."""
+        if self.left() <= 0:
+            return None
+        with subprocess.Popen(command, start_new_session=True, text=True, **kw) as process:
+            try:
+                out, err = process.communicate(timeout=self.left())
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)  # the client and the kernel it started
+                process.communicate()
+                return None
+        return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def run_tests(device: str, out: Path, deadline: Deadline) -> tuple[bool, str]:
     env = {**os.environ, "OPTBOOK_DEVICE": device}
     command = [sys.executable, "-m", "pytest", "tests", "-m", TEST_MARKERS, "-p", "no:xdist", "-q", "-rs"]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    result = deadline.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if result is None:
+        return False, "out of time: the tests did not finish within the budget"
     (out / "tests.txt").write_text(result.stdout + result.stderr)
     last = (result.stdout.strip().splitlines() or ["no output"])[-1].strip("= ")
     # exit 5 is "no tests collected": a device run that runs nothing proves nothing
     return result.returncode == 0, f"{last} on {device} (log: {(out / 'tests.txt').relative_to(ROOT)})"
 
 
-def _init_worker():
-    os.environ["OMP_NUM_THREADS"] = "1"  # as make execute: the CPU parts give the committed digits
+# Run by a python of its own per notebook (make execute's client, with bounded polls): prints the device the
+# bootstrap chose; a failure's last line is the error's ("ValueError: ...").
+EXECUTE = """
+import re, sys
+from pathlib import Path
+import nbformat
+sys.path.insert(0, sys.argv[4])
+from notebooks import first_code_cell, notebook_client
+source, target, timeout = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+nb = nbformat.read(source, as_version=4)
+client = notebook_client(nb, "python3", timeout, resources={"metadata": {"path": str(source.parent)}})
+error = None
+try:
+    client.execute()
+except Exception as exc:
+    text = re.sub(r"\\x1b\\[[0-9;]*m", "", str(exc)).strip()
+    error = text.splitlines()[-1] if text else type(exc).__name__
+target.parent.mkdir(parents=True, exist_ok=True)
+nbformat.write(nb, target)
+text = "".join(o.get("text", "") for o in first_code_cell(nb).get("outputs", []) if o.output_type == "stream")
+chosen = re.search(r"computing on (\\w+)", text)
+print("device:", chosen.group(1) if chosen else "unknown")
+sys.exit(error)
+"""
 
 
-def _execute(args) -> tuple[str, str | None, str]:
-    """Execute one notebook into ``out``; return (path, error or None, the device its bootstrap chose)."""
-    path, out, timeout = args
-    from nbclient import NotebookClient
-
+def _execute(path: str, out: Path, timeout: int, deadline: Deadline) -> tuple[str | None, str]:
+    """Execute one notebook into ``out``: (error or None, the device its bootstrap chose)."""
     source = ROOT / path
-    nb = nbformat.read(source, as_version=4)
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(source.parent)}}
-    )
-    error = None
-    try:
-        client.execute()
-    except Exception as exc:  # noqa: BLE001 - any failure of any cell is reported, by name
-        text = ANSI.sub("", str(exc)).strip()
-        error = text.splitlines()[-1] if text else type(exc).__name__  # the error's last line: "ValueError: ..."
     target = out / (path if not Path(path).is_absolute() else Path(path).name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, target)
-    text = "".join(o.get("text", "") for o in first_code_cell(nb).get("outputs", []) if o.output_type == "stream")
-    chosen = re.search(r"computing on (\w+)", text)
-    return path, error, chosen.group(1) if chosen else "unknown"
+    limit = max(1, int(min(timeout, deadline.left())))
+    command = [sys.executable, "-c", EXECUTE, source, target, str(limit), Path(__file__).parent]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # as make execute: the CPU parts give the committed digits
+    result = deadline.run([str(c) for c in command], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if result is None:
+        return "out of time (killed at the end of the budget)", "unknown"
+    chosen = re.search(r"device: (\w+)", result.stdout)
+    error = (
+        None if result.returncode == 0 else (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
+    )
+    return error, chosen.group(1) if chosen else "unknown"
 
 
-def run_notebooks(paths: list[str], device: str, out: Path, jobs: int, timeout: int) -> tuple[bool, str]:
+def run_notebooks(
+    paths: list[str], device: str, out: Path, jobs: int, timeout: int, deadline: Deadline
+) -> tuple[bool, str]:
     if not paths:
         return True, "no notebooks"
     failures = []
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
-        for path, error, chosen in pool.map(_execute, [(p, out, timeout) for p in paths]):
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = pool.map(lambda p: _execute(p, out, timeout, deadline), paths)
+        for path, (error, chosen) in zip(paths, results):
             if error is None and chosen != device:
                 error = f"its bootstrap chose {chosen}, not {device}"
             print(f"  {'ok  ' if error is None else 'FAIL'} {path}" + (f": {error}" if error else ""), flush=True)
@@ -135,8 +184,11 @@ def run_notebooks(paths: list[str], device: str, out: Path, jobs: int, timeout: 
     return not failures, detail + (f"; failed: {', '.join(failures)}" if failures else "")
 
 
-def run_bench(out: Path) -> tuple[bool, str]:
-    result = subprocess.run([sys.executable, "-m", "optbook.apps.bench"], cwd=ROOT, capture_output=True, text=True)
+def run_bench(out: Path, deadline: Deadline) -> tuple[bool, str]:
+    command = [sys.executable, "-m", "optbook.apps.bench"]
+    result = deadline.run(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if result is None:
+        return False, "out of time: the benchmark did not finish within the budget"
     (out / "bench.txt").write_text(result.stdout + result.stderr)
     print(result.stdout, flush=True)
     return result.returncode == 0, f"exit {result.returncode} (output: {(out / 'bench.txt').relative_to(ROOT)})"
@@ -151,6 +203,7 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=4, help="notebooks executed at a time (default 4)")
     parser.add_argument("--timeout", type=int, default=300, help="seconds per notebook cell (default 300)")
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "gpu-check", help="where results go")
+    parser.add_argument("--budget", type=float, default=BUDGET, help=f"seconds for all parts (default {BUDGET})")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = [p for p in parts if p not in PARTS]
@@ -164,7 +217,7 @@ def main(argv=None) -> int:
     if args.dry_run or not (cuda or args.allow_cpu):
         build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
         why = "--dry-run" if args.dry_run else f"no CUDA device (torch {torch.__version__}, {build})"
-        print(f"gpu-check: dry run ({why}); on a GPU it would run, in this order:")
+        print(f"gpu-check: dry run ({why}); on a GPU it would run, within {args.budget:.0f} s, in this order:")
         for part in parts:
             print(f"gpu-check {part}: would run {len(work[part])} item(s)")
             for item in work[part]:
@@ -177,16 +230,18 @@ def main(argv=None) -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     print(f"gpu-check on {torch.cuda.get_device_name(0) if cuda else 'the CPU (rehearsal)'}, torch {torch.__version__}")
-    lines, started = [], time.perf_counter()
+    lines, started, deadline = [], time.perf_counter(), Deadline(args.budget)
     for part in parts:
         print(f"--- {part}", flush=True)
         t0 = time.perf_counter()
-        if part == "tests":
-            ok, detail = run_tests(device, out)
+        if deadline.left() <= 0:
+            ok, detail = False, f"not run (out of time: the budget of {args.budget:.0f} s is spent)"
+        elif part == "tests":
+            ok, detail = run_tests(device, out, deadline)
         elif part == "bench":
-            ok, detail = run_bench(out)
+            ok, detail = run_bench(out, deadline)
         else:
-            ok, detail = run_notebooks(work[part], device, out, args.jobs, args.timeout)
+            ok, detail = run_notebooks(work[part], device, out, args.jobs, args.timeout, deadline)
         lines.append(_line(part, ok, f"{detail} [{time.perf_counter() - t0:.0f} s]"))
         print(lines[-1], flush=True)
     print(f"\nsummary ({time.perf_counter() - started:.0f} s in all):")

@@ -98,25 +98,86 @@ def sync_bootstrap(nb) -> bool:
     return changed
 
 
-def execute(path: Path, timeout: int = 600) -> None:
-    """Run a notebook top to bottom in a fresh kernel and save it with its outputs."""
+KERNEL = "colab-stack"  # book/_tools/colab_stack.py: Colab's packages, optbook from lib/ (make colab-stack)
+POLL_SLICE = 1.0  # seconds: the longest a client waits on one socket poll (see bounded_polls)
+
+
+def bounded_polls(channel, slice_s: float = POLL_SLICE):
+    """Make ``channel.get_msg(timeout)`` poll its socket in slices of at most ``slice_s`` seconds.
+
+    nbclient's asyncio client (jupyter_client over zmq.asyncio) can miss the wake-up of a message that has
+    already arrived: the reply then sits in the socket until the poll's own timeout, when pyzmq polls once
+    more and finds it. With Colab's ipykernel 6.17.1 this happened to about one playground run in four, for
+    the cell's whole timeout (600 s in make execute); the kernel's own timestamps show the reply sent on
+    time. Polling in short slices bounds such a stall to one slice; the overall timeout is unchanged.
+    """
+    from queue import Empty
+    from time import monotonic
+
+    get = channel.get_msg
+
+    async def get_msg(timeout: float | None = None):
+        deadline = None if timeout is None else monotonic() + timeout
+        while True:
+            left = slice_s if deadline is None else min(slice_s, max(0.0, deadline - monotonic()))
+            try:
+                return await get(timeout=left)
+            except Empty:
+                if deadline is not None and monotonic() >= deadline:
+                    raise
+
+    channel.get_msg = get_msg
+    return channel
+
+
+def notebook_client(nb, kernel: str = KERNEL, timeout: int = 600, **kw):
+    """An nbclient ``NotebookClient`` whose shell and IOPub polls are bounded (:func:`bounded_polls`), and for
+    which outputs missing after a cell's reply are an error (nbclient's default only logs a warning)."""
     from nbclient import NotebookClient
 
+    class Client(NotebookClient):
+        async def async_start_new_kernel_client(self):
+            kc = await super().async_start_new_kernel_client()
+            bounded_polls(kc.shell_channel)
+            bounded_polls(kc.iopub_channel)
+            return kc
+
+    # an output that has not come 4 s after the cell's reply is an error, not a silently shorter notebook
+    kw.setdefault("raise_on_iopub_timeout", True)
+    return Client(nb, timeout=timeout, kernel_name=kernel, **kw)
+
+
+class NotebookError(RuntimeError):
+    """A notebook failed to execute: its path and the error's last line."""
+
+
+def execute(path: Path, timeout: int = 600, kernel: str = KERNEL) -> None:
+    """Run a notebook top to bottom in a fresh ``kernel`` and save it with its outputs.
+
+    Each cell may take ``timeout`` seconds; a failing or timed-out cell raises NotebookError naming the
+    notebook, and the file is left as it was.
+    """
     nb = nbformat.read(path, as_version=4)
     sync_bootstrap(nb)
     nb.metadata.pop("widgets", None)
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name="python3",
-        record_timing=False,
-        resources={"metadata": {"path": str(path.parent)}},
+    client = notebook_client(
+        nb, kernel, timeout, record_timing=False, resources={"metadata": {"path": str(path.parent)}}
     )
-    client.execute()
+    try:
+        client.execute()
+    except Exception as exc:  # any failure of any cell, reported by the notebook's name
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+        last = text.splitlines()[-1] if text else type(exc).__name__
+        raise NotebookError(f"{_shown(path)}: {type(exc).__name__}: {last}") from None
     tidy_streams(nb)
     nb.metadata.pop("widgets", None)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nbformat.write(nb, path)
+
+
+def _shown(path: Path) -> str:
+    path = Path(path).resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
 
 
 _CARRIAGE_RETURN = re.compile(r"^.*\r(?=[^\n])", re.MULTILINE)
@@ -150,17 +211,25 @@ def tidy_streams(nb) -> None:
         cell.outputs = merged
 
 
-def _execute_one(path: Path) -> Path:
-    execute(path)
-    return path
+def _execute_one(args) -> tuple[Path, str | None]:
+    path, kernel, timeout = args
+    try:
+        execute(path, timeout, kernel)
+    except NotebookError as exc:
+        return path, str(exc)
+    return path, None
 
 
-def execute_all(paths, jobs: int = 2) -> None:
-    """Execute notebooks ``jobs`` at a time, each client in a process of its own: two nbclient clients
-    in threads of one process can both wait forever on kernels that have already gone idle."""
+def execute_all(paths, jobs: int = 2, kernel: str = KERNEL, timeout: int = 600) -> None:
+    """Execute notebooks ``jobs`` at a time, each client in a process of its own (two nbclient clients in
+    threads of one process can both wait forever); raise NotebookError listing every notebook that failed."""
+    failed = []
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for path in pool.map(_execute_one, notebooks(paths)):
-            print(f"executed {path.relative_to(ROOT)}", flush=True)
+        for path, error in pool.map(_execute_one, [(p, kernel, timeout) for p in notebooks(paths)]):
+            print(f"executed {_shown(path)}" if error is None else f"FAILED {error}", flush=True)
+            failed += [error] if error else []
+    if failed:
+        raise NotebookError(f"{len(failed)} notebook(s) failed:\n" + "\n".join(failed))
 
 
 # --- Exercises --------------------------------------------------------------------------------------
@@ -336,17 +405,23 @@ def main(argv=None) -> int:
     run = sub.add_parser("execute", help="re-execute notebooks in place")
     run.add_argument("paths", nargs="*", default=list(NOTEBOOK_FOLDERS))
     run.add_argument("--jobs", type=int, default=2)
+    run.add_argument("--kernel", default=KERNEL, help=f"the Jupyter kernel to run them in (default {KERNEL})")
+    run.add_argument("--timeout", type=int, default=600, help="seconds a cell may take (default 600)")
     ex = sub.add_parser("exercises", help="regenerate exercises/ from solutions/")
     ex.add_argument("solutions", nargs="*", help="only these solution notebooks (default: all)")
     sub.add_parser("bootstrap", help="rewrite every bootstrap cell from _config.yml")
     args = parser.parse_args(argv)
-    if args.command == "execute":
-        execute_all(args.paths, args.jobs)
-    elif args.command == "exercises":
-        written = make_exercises(only=args.solutions or None)
-        print("\n".join(f"wrote {p.relative_to(ROOT)}" for p in written) or "exercises are up to date")
-    else:
-        rewrite_bootstraps()
+    try:
+        if args.command == "execute":
+            execute_all(args.paths, args.jobs, args.kernel, args.timeout)
+        elif args.command == "exercises":
+            written = make_exercises(only=args.solutions or None)
+            print("\n".join(f"wrote {p.relative_to(ROOT)}" for p in written) or "exercises are up to date")
+        else:
+            rewrite_bootstraps()
+    except NotebookError as exc:  # one line per failed notebook, not a traceback
+        print(exc, file=sys.stderr)
+        return 1
     return 0
 
 
