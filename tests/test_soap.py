@@ -304,7 +304,7 @@ BAD = [
     ({"weight_decay": -0.1}, "weight_decay"),
     ({"precondition_frequency": 0}, "precondition_frequency"),
     ({"precondition_frequency": 2.5}, "precondition_frequency"),
-    ({"max_precond_dim": 0}, "max_precond_dim"),
+    ({"max_precond_dim": -1}, "max_precond_dim"),
     ({"data_format": "NHWC"}, "data_format"),
     ({"fast": True}, "fast"),
 ]
@@ -321,3 +321,16 @@ def test_merge_dims_as_the_reference():
     for shape in [(2, 3, 4), (7, 2, 2), (1, 1, 9), (3, 2, 1, 5)]:
         x = torch.zeros(shape)
         assert P.soap_merge_dims(x, 6).shape == ref.merged(x).shape
+
+
+def test_defaults_are_the_references():
+    """The reference's signature (soap.py): lr 3e-3, betas (0.95, 0.95), shampoo_beta -1, eps 1e-8, weight_decay
+    0.01, precondition_frequency 10, max_precond_dim 10000, merge_dims, precondition_1d and normalize_grads
+    off, data_format channels_first, correct_bias on."""
+    reference = dict(
+        lr=3e-3, betas=(0.95, 0.95), shampoo_beta=-1, eps=1e-8, weight_decay=0.01, precondition_frequency=10,
+        max_precond_dim=10000, merge_dims=False, precondition_1d=False, normalize_grads=False,
+        data_format="channels_first", correct_bias=True,
+    )  # fmt: skip
+    defaults = optim.SOAP([torch.nn.Parameter(torch.zeros(2, 2))]).defaults
+    assert {k: defaults[k] for k in reference} == reference

@@ -258,7 +258,7 @@ def scale_by_soap(
         )
     validate.non_negative("eps", eps)
     validate.integer_at_least("precondition_frequency", precondition_frequency, 1)
-    validate.integer_at_least("max_precond_dim", max_precond_dim, 1)
+    validate.integer_at_least("max_precond_dim", max_precond_dim, 0)
     if data_format not in SOAP_DATA_FORMATS:
         raise ValueError(f"data_format must be 'channels_first' or 'channels_last', got {data_format!r}")
     beta_s = b2 if shampoo_beta < 0 else shampoo_beta
