@@ -183,14 +183,13 @@ def _soap_view(x, merge_dims, max_precond_dim, data_format):
 
 def _soap_rotate(x, bases, back, merge_dims, max_precond_dim, data_format):
     r"""The reference's ``project`` ($x \mapsto x \times_k Q_k^\top$ along every axis $k$) and ``project_back``
-    ($\times_k Q_k$). Each ``tensordot`` moves the axis it rotates to the end; an axis without a basis
+    ($\times_k Q_k$). Each product moves the axis it rotates to the end; an axis without a basis
     (``None``) is moved to the end unrotated, so after all axes the original order is back."""
     x, restore = _soap_view(x, merge_dims, max_precond_dim, data_format)
     for q in bases:
+        x = torch.movedim(x, 0, -1)  # tensordot(x, q, dims=[[0], [0 or 1]]), as one matmul
         if q is not None:
-            x = torch.tensordot(x, q, dims=[[0], [1 if back else 0]])
-        else:
-            x = x.permute(list(range(1, x.dim())) + [0])
+            x = x @ (q.mT if back else q)
     return restore(x)
 
 
@@ -294,9 +293,9 @@ def scale_by_soap(
             return new
         gm = soap_merge_dims(g, max_precond_dim, data_format) if merge_dims else g
         for k in range(gm.dim()):
-            if f"GG{k}" in state:
-                others = [i for i in range(gm.dim()) if i != k]
-                new[f"GG{k}"] = torch.lerp(state[f"GG{k}"], torch.tensordot(gm, gm, dims=[others, others]), 1 - beta_s)
+            if f"GG{k}" in state:  # the outer product contracted over every other axis
+                rows = torch.movedim(gm, k, 0).reshape(gm.shape[k], -1)
+                new[f"GG{k}"] = torch.lerp(state[f"GG{k}"], rows @ rows.mT, 1 - beta_s)
         return new
 
     def refresh(state, exp_avg_sq):
@@ -328,13 +327,15 @@ def scale_by_soap(
             u = u / (1e-30 + torch.mean(u**2) ** 0.5)
         if correct_bias:
             u = u * ((1 - b2**t) ** 0.5 / (1 - b1**t))
-        # the reference's update_preconditioner: m back to the original axes, new statistics, maybe new bases
+        # the reference's update_preconditioner: new statistics and, every precondition_frequency steps, new
+        # bases, with m carried into them. (The reference rotates m back and forth at every step; between
+        # refreshes that is Q^T Q m = m up to rounding, so it is done only when the basis changes.)
         new = {"step": t, **statistics(g, state, param)}
-        m = rotate(m, state, param, back=True)
         if t % precondition_frequency == 0:
             basis, v = refresh({**state, **new}, v)
             new.update(basis)
-        new.update(exp_avg=rotate(m, {**state, **new}, param), exp_avg_sq=v)
+            m = rotate(rotate(m, state, param, back=True), {**state, **new}, param)
+        new.update(exp_avg=m, exp_avg_sq=v)
         return u, new
 
     return Transform(init, update)
