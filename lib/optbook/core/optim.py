@@ -13,7 +13,7 @@ sparse gradients. Two extra keywords:
   (``fast=True``). See :mod:`optbook.core.fast`.
 
 The optimizers after Adam are here too: :class:`Adafactor`, :class:`Lion`, :class:`Muon` (and
-:class:`MuonWithAdamW`, its usual pairing) and :class:`AdamWScheduleFree`.
+:class:`MuonWithAdamW`, its usual pairing), :class:`AdamWScheduleFree` and :class:`SOAP`.
 
 torch's kernel switches (``foreach``, ``fused``, ``capturable``, ``differentiable``) are accepted with
 their default values and refused when switched on: each class has one readable implementation.
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from . import preconditioners as P
 from . import transforms as T
 from . import validate
 
@@ -39,6 +40,7 @@ __all__ = [
     "Muon",
     "MuonWithAdamW",
     "AdamWScheduleFree",
+    "SOAP",
 ]
 
 _KERNEL_OPTIONS = ("foreach", "fused", "capturable", "differentiable")
@@ -926,3 +928,76 @@ class AdamWScheduleFree(ChainOptimizer):
                     if "z" in self.state[p]:
                         p.copy_(point(p, self.state[p]["z"].to(p.device), b1))
                 group["train_mode"] = train_mode
+
+
+class SOAP(ChainOptimizer):
+    r"""SOAP (Vyas et al. 2024), as the authors' ``SOAP`` class (github.com/nikhilvyas/SOAP, ``soap.py``).
+
+    Adam in the eigenbasis of Shampoo's preconditioner: each axis of a weight (up to ``max_precond_dim``
+    long) keeps a moving average of the gradient's outer products along it (``state["GG0"]``, ...) and
+    that average's eigenbasis (``state["Q0"]``, ...), refreshed every ``precondition_frequency`` steps;
+    Adam's moments ``exp_avg`` and ``exp_avg_sq`` live in the rotated coordinates
+    (:func:`optbook.core.preconditioners.scale_by_soap`). Then
+    $\theta \leftarrow (\theta - \gamma u)(1 - \gamma\lambda)$: the decay acts on the stepped weights.
+    The first ``step()`` of each parameter only starts its statistics and leaves the weights alone.
+    Same arguments and defaults as the reference (``shampoo_beta=-1`` means ``betas[1]``), plus
+    ``state_dtype``; the eigensolvers run in the state's dtype (the reference uses float32 always).
+    """
+
+    COMPLEX = False
+    ELEMENTWISE = False
+
+    def __init__(
+        self,
+        params,
+        lr=3e-3,
+        betas=(0.95, 0.95),
+        shampoo_beta=-1,
+        eps=1e-8,
+        weight_decay=0.01,
+        precondition_frequency=10,
+        max_precond_dim=10000,
+        merge_dims=False,
+        precondition_1d=False,
+        normalize_grads=False,
+        data_format="channels_first",
+        correct_bias=True,
+        *,
+        state_dtype=None,
+        fast=False,
+    ):
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            shampoo_beta=shampoo_beta,
+            eps=eps,
+            weight_decay=weight_decay,
+            precondition_frequency=precondition_frequency,
+            max_precond_dim=max_precond_dim,
+            merge_dims=merge_dims,
+            precondition_1d=precondition_1d,
+            normalize_grads=normalize_grads,
+            data_format=data_format,
+            correct_bias=correct_bias,
+            state_dtype=state_dtype,
+        )
+        super().__init__(params, defaults, {}, fast)
+
+    @staticmethod
+    def build_chain(group, first=False):
+        b1, b2 = _betas(group)
+        validate.non_negative("lr", group["lr"])
+        validate.non_negative("weight_decay", group["weight_decay"])
+        piece = P.scale_by_soap(
+            b1, b2, group["shampoo_beta"], group["eps"], group["precondition_frequency"], group["max_precond_dim"],
+            group["merge_dims"], group["precondition_1d"], group["normalize_grads"], group["data_format"],
+            group["correct_bias"],
+        )  # fmt: skip
+        rate = group["lr"] * group["weight_decay"]
+        decay = [T.decay_after_update(rate)] if rate and not first else []
+        return T.chain(piece, T.scale_by_learning_rate(group["lr"]), *decay)
+
+    def step_param(self, p, chain, group):
+        if not self.state.get(p):  # the first call starts the preconditioner: no step, so no decay either
+            chain = self.build_chain(_numbers(group), first=True)
+        super().step_param(p, chain, group)

@@ -154,6 +154,18 @@ def add_decayed_weights(weight_decay) -> Transform:
     return Transform(lambda param: {}, lambda u, state, param: (u + weight_decay * param, {}))
 
 
+def decay_after_update(rate) -> Transform:
+    r"""$u \leftarrow u - r\,(\theta_{t-1} + u)$: the weights are stepped first, then multiplied by $1 - r$.
+
+    $\theta_t = (\theta_{t-1} + u)(1 - r)$ with $r = \gamma\lambda$ is the decoupled decay of SOAP's reference
+    code (``p.add_(p, alpha=-lr * weight_decay)`` after the step), which differs from
+    :func:`add_decayed_weights` after the learning rate by the product $r\,u$.
+    """
+    validate.non_negative("weight decay rate (lr * weight_decay)", rate)
+
+    return Transform(lambda param: {}, lambda u, state, param: (u - rate * (param + u), {}))
+
+
 # --- Momentum ---------------------------------------------------------------------------------------
 
 

@@ -68,6 +68,8 @@ OPTIMIZERS: tuple[BookOptimizer, ...] = (
         (0, (4, 2, 4, 2, 1, 2)),
         aliases=("AdamWScheduleFree", "Schedule-Free"),
     ),
+    # SOAP's betas default to (0.95, 0.95); its weight decay (0.01) and bases refreshed every 10 steps are kept
+    BookOptimizer("SOAP", optim.SOAP, lambda lr, b1, b2: {"lr": lr, "betas": (b1, b2)}, "#8C510A", (0, (2, 1, 2, 3))),
 )
 
 # Methods the book draws that are not torch-style classes here (Newton uses the Hessian itself).
