@@ -1,24 +1,38 @@
 """Explorable figures: figures with sliders that work everywhere, with no kernel and no network.
 
 ``explore(draw, controls)`` calls ``draw(**values)`` once for every combination of control values,
-keeps each figure as a small PNG, and renders one self-contained HTML block: native
-``<input type="range">`` sliders that show their current value, an image that switches frame as a
-slider moves, and a few lines of inline JavaScript (no external script). The default frame is the
-image's own ``src``, so without JavaScript the figure still shows. Element ids are unique on the page,
-so any number of explorables can share one.
+keeps each figure as a small image, and renders one self-contained HTML block: native
+``<input type="range">`` sliders that show their current value, a figure that switches frame as a
+slider moves, and a few lines of inline JavaScript (no external script). The default frame is an
+ordinary image, so without JavaScript the figure still shows. Element ids are unique on the page, so
+any number of explorables can share one.
 
 What a reader sees, on a desktop and on a phone:
 
-* frames are rendered with twice the pixels they are shown at (sharp on a 2x display) and fill the
-  book's column (``COLUMN_PX`` CSS pixels at most), scaling down with it on a phone;
-* the figure's text is enlarged by ``text_scale`` before rendering, so tick labels stay readable when a
-  wide figure shrinks to a phone's column;
-* every slider's readout is a value: ``formats`` turns a value into its label, and ``readouts`` gives a
-  label that depends on the other sliders (a learning rate picked by its index in each optimizer's grid);
-* the controls are one grid whose tracks line up whatever the labels' lengths, and that fits a 390 px
+* Two sets of frames, drawn from the same figures. Desktop frames are the figure redrawn
+  ``DESKTOP_IN`` inches wide and shown at the column's width (``COLUMN_PX`` CSS pixels at most), so
+  1 pt of text is about 1.4 CSS px, as in the book's static figures (10 pt tick labels at 13.9 px).
+  Phone frames are the same figure redrawn ``PHONE_IN`` inches wide (taller, long titles wrapped), so
+  that its text stays readable in a phone's column. A CSS container query shows the phone frames when
+  the explorable is narrower than ``PHONE_BELOW_PX`` (no JavaScript needed for the choice).
+* Every text of the figure is between ``MIN_PT`` and ``MAX_PT`` points. So the smallest text is at
+  least 9 CSS px wherever it is shown: about 10 px in a 390 px phone's 358 px column (9.3 px on a
+  360 px phone), and 9.2-12.5 px for desktop frames (shown 560-760 px wide); and titles stay under
+  20 px on a desktop. Each frame set records its smallest and largest text, in its own pixels, in
+  ``data-text-px`` (measured from the figure's Text objects at render time), for the browser tests.
+* Frames have ``SCALE`` (2) pixels per CSS pixel they are shown at (sharp on a 2x display); never
+  under ``MIN_SCALE`` (1.5), also where the byte budget forces fewer pixels.
+* Delta frames keep the size down: all frames of a set share one palette; the default frame is stored
+  whole, and every other frame only as the pixels where it differs from the default (the rest
+  transparent), drawn over the default frame. Axes, labels and legends rarely change, so a frame is
+  often a tenth of a whole one. Over the default frame the delta rebuilds the frame exactly.
+* Every slider's readout is a value: ``formats`` turns a value into its label, and ``readouts`` gives a
+  label that depends on the other sliders (a learning rate picked by its index in each optimizer's grid).
+* The controls are one grid whose tracks line up whatever the labels' lengths, and that fits a 390 px
   phone (labels go above their sliders there).
 
-Keep each one light: the total size is checked against ``max_bytes`` (about 1 MB by default).
+Keep each one light: the total size is checked against ``max_bytes`` (1.2 MB by default); where it is
+over, fewer colours and then fewer pixels (down to ``MIN_SCALE``) are tried before giving up.
 """
 
 from __future__ import annotations
@@ -29,78 +43,267 @@ import html
 import io
 import itertools
 import json
-import math
+import textwrap
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.gridspec import GridSpec
+from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.text import Text
 from PIL import Image
 
 MAX_BYTES = 1_200_000
 COLUMN_PX = 760  # the widest the book's column gets (CSS pixels); a frame is never shown wider
-SCALE = 2  # frames have this many pixels per CSS pixel they are shown at
-MIN_SCALE = 1.5  # ... or this many, where twice as many would be over the byte budget
+SCALE = 2  # frames have this many pixels per CSS pixel they are shown at...
+MIN_SCALE = 1.5  # ... or at least this many, where twice as many would be over the byte budget
+DESKTOP_IN = 7.6  # desktop frames: the figure this many inches wide, COLUMN_PX * SCALE pixels
+PHONE_IN = 4.4  # phone frames: the figure this many inches wide...
+PHONE_PX = 960  # ... this many pixels wide (2.7x in a 358 px column, >= MIN_SCALE up to 640 px)
+PHONE_BELOW_PX = 560  # an explorable narrower than this (CSS px) shows its phone frames
+MIN_PT, MAX_PT = 9.0, 14.0  # every text of an explorable's figure is within these sizes (points)
+DESKTOP_ASPECT = (0.3, 0.62)  # height / width of desktop frames: the figure's own, within these
+PHONE_ASPECT = (0.6, 0.9)  # ... of phone frames: taller, as a phone's column is narrow
+PANEL_ASPECT = (0.45, 0.58)  # ... of each panel, where a phone frame stacks the figure's panels
+GROW_PX = 4  # a delta frame also holds this many equal pixels around what differs
 _counter = itertools.count(1)
 
 # The controls' layout: one grid, so tracks line up whatever the labels' lengths; on a narrow column
-# each label sits above its slider. Scoped to .optbook-explorable; repeated per explorable (harmless).
+# each label sits above its slider. The frame sets: desktop frames, or phone frames where the explorable
+# is narrow (a container query on the explorable itself); a delta frame lies over the default frame.
+# Scoped to .optbook-explorable; repeated per explorable (harmless).
 STYLE = (
     "<style>"
-    ".optbook-explorable{max-width:100%;box-sizing:border-box}"
+    ".optbook-explorable{max-width:100%;box-sizing:border-box;container-type:inline-size}"
     ".optbook-explorable-controls{display:grid;grid-template-columns:fit-content(40%) minmax(6em,1fr) "
     "fit-content(30%);column-gap:.6em;row-gap:.2em;align-items:center;max-width:100%;margin:.2em 0}"
     ".optbook-explorable-controls label{display:contents}"
     ".optbook-explorable-controls input{width:100%;min-width:0;margin:0;box-sizing:border-box}"
     ".optbook-explorable-controls output{font-family:monospace;overflow-wrap:anywhere;min-width:4.5em}"
-    ".optbook-explorable img{display:block;width:100%;height:auto;max-width:100%}"
+    ".optbook-explorable-view{position:relative;max-width:100%}"
+    ".optbook-explorable-view img{display:block;width:100%;height:auto;max-width:100%}"
+    ".optbook-explorable-view img.ob-delta{position:absolute;left:0;top:0}"
+    ".optbook-explorable-view img[hidden],.optbook-explorable .ob-phone{display:none}"
+    f"@container (max-width:{PHONE_BELOW_PX - 0.02}px){{.optbook-explorable .ob-desktop{{display:none}}"
+    ".optbook-explorable .ob-phone{display:block}}"
     "@media (max-width:560px){.optbook-explorable-controls{grid-template-columns:minmax(0,1fr) fit-content(40%)}"
     ".optbook-explorable-controls span{grid-column:1/-1;margin-top:.3em}}"
     "</style>"
 )
 
 
-def _dpi(fig, scale: float) -> float:
-    """Pixels per inch that give a frame ``scale`` pixels per CSS pixel at the column's width."""
-    width_in = fig.get_size_inches()[0]
-    return scale * max(float(plt.rcParams["figure.dpi"]), COLUMN_PX / width_in) if width_in > 0 else 200.0
+@dataclass(frozen=True)
+class Layout:
+    """How one frame set is drawn: the figure ``width_in`` inches wide, ``width_px`` pixels wide, its
+    height / width within ``aspect``, long titles wrapped or not; shown at most ``shown_px`` CSS px wide."""
+
+    name: str
+    width_in: float
+    width_px: int
+    aspect: tuple[float, float]
+    shown_px: int
+    narrow: bool  # long titles wrapped, panels side by side stacked
 
 
-def _enlarge_text(fig, factor: float) -> None:
-    """Every text of ``fig`` (titles, labels, ticks, legends) ``factor`` times larger, then re-laid out."""
-    if factor == 1:
-        return
-    from matplotlib.text import Text
+DESKTOP = Layout("desktop", DESKTOP_IN, COLUMN_PX * SCALE, DESKTOP_ASPECT, COLUMN_PX, False)
+PHONE = Layout("phone", PHONE_IN, PHONE_PX, PHONE_ASPECT, PHONE_BELOW_PX, True)
 
-    for text in fig.findobj(Text):
-        text.set_fontsize(text.get_fontsize() * factor)
-    if fig.get_layout_engine() is None:
+
+def _clamp_pt(size: float) -> float:
+    return min(MAX_PT, max(MIN_PT, size))
+
+
+def _fit_text(fig, text_scale: float) -> None:
+    """Every text of ``fig`` (titles, labels, ticks, legends) ``text_scale`` times its size, within
+    ``MIN_PT`` and ``MAX_PT``; tick labels also through their axis, so that ticks made at draw time follow."""
+    axes = [(ax, name, which) for ax in fig.axes for name in ("x", "y") for which in ("major", "minor")]
+    first = {}
+    for ax, name, which in axes:
+        axis = ax.xaxis if name == "x" else ax.yaxis
+        ticks = axis.get_major_ticks() if which == "major" else axis.get_minor_ticks()
+        if ticks:
+            first[ax, name, which] = ticks[0].label1.get_fontsize()
+    originals = [(text, text.get_fontsize()) for text in fig.findobj(Text)]
+    for (ax, name, which), size in first.items():
+        ax.tick_params(axis=name, which=which, labelsize=_clamp_pt(size * text_scale))
+    for text, size in originals:
+        text.set_fontsize(_clamp_pt(size * text_scale))
+
+
+def _layout(fig) -> None:
+    """Lay the figure out again for its new size: tight, unless it has a constrained layout of its own."""
+    if not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fig.tight_layout()
 
 
-def _render(fig, dpi: float, text_scale: float = 1.0):
-    """The figure as an RGB image (then closed)."""
-    _enlarge_text(fig, text_scale)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
-    plt.close(fig)
-    buffer.seek(0)
-    return Image.open(buffer).convert("RGB")
+def _wrap_long_labels(fig, renderer) -> bool:
+    """Break a title or axis label wider than its panel into lines (plain text only); True if any was."""
+    wrapped = False
+    for ax in fig.axes:
+        box = ax.get_window_extent(renderer)
+        for text, room, along in (
+            (ax.title, box.width, 0),
+            (ax.xaxis.label, box.width, 0),
+            (ax.yaxis.label, box.height, 1),
+        ):
+            words = text.get_text()
+            if not words.strip() or "$" in words or not text.get_visible():
+                continue
+            extent = text.get_window_extent(renderer)
+            length = extent.height if along else extent.width
+            if length <= 0.95 * room or room <= 0:
+                continue
+            lines = words.split("\n")
+            chars = max(8, int(max(map(len, lines)) * room / length))
+            text.set_text("\n".join(textwrap.fill(line, chars) for line in lines))
+            wrapped = True
+    return wrapped
 
 
-def _encode(image, colors: int, factor: float = 1.0) -> str:
-    """``image`` resized by ``factor``, reduced to ``colors`` colours, as a lossless WebP data URL.
+def _stack_panels(fig) -> int:
+    """Panels side by side (one row of one grid, with their colorbars) stacked in one column instead, for a
+    phone's narrow frame. Returns how many panels were stacked; 1 where the figure is left as it is (one
+    panel, several rows, or axes not on the grid such as insets)."""
+    specs = [(ax, ax.get_subplotspec()) for ax in fig.axes]
+    if not specs or any(spec is None for _, spec in specs):
+        return 1
+    grid = specs[0][1].get_topmost_subplotspec().get_gridspec()
+    rows, cols = grid.get_geometry()
+    if rows != 1 or cols < 2:
+        return 1
+    for _, spec in specs:
+        top = spec.get_topmost_subplotspec()
+        outer = spec.get_gridspec()
+        parent = getattr(outer, "_subplot_spec", None)  # a colorbar's grid within a panel's cell
+        if top.get_gridspec() is not grid or len(top.colspan) != 1:
+            return 1
+        if outer is not grid and (parent is None or parent.get_gridspec() is not grid):
+            return 1
+    column = GridSpec(cols, 1, figure=fig)
+    for ax, spec in specs:
+        cell = column[spec.get_topmost_subplotspec().colspan.start, 0]
+        if spec.get_gridspec() is grid:
+            ax.set_subplotspec(cell)
+        else:
+            spec.get_gridspec()._subplot_spec = cell
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fig.subplots_adjust()  # (every panel where its new cell is, before the labels are measured)
+    return cols
 
-    Every browser shows WebP, and lossless WebP is smaller than an optimised palette PNG of the same pixels.
-    """
-    if factor != 1.0:
-        size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
-        image = image.resize(size, Image.Resampling.LANCZOS)
-    image = image.quantize(colors=colors, method=Image.Quantize.MEDIANCUT).convert("RGB")
+
+def _draw_pixels(fig, layout: Layout, size_in: tuple[float, float]):
+    """``fig`` drawn as ``layout`` says (its original size ``size_in``): RGB pixels and its smallest and
+    largest text in those pixels, measured from the figure's Text objects as drawn."""
+    width, height = size_in
+    stacked = _stack_panels(fig) if layout.narrow else 1
+    if stacked > 1:
+        aspect = stacked * min(PANEL_ASPECT[1], max(PANEL_ASPECT[0], height / (width / stacked)))
+    else:
+        aspect = min(layout.aspect[1], max(layout.aspect[0], height / width))
+    fig.set_size_inches(layout.width_in, layout.width_in * aspect)
+    fig.set_dpi(layout.width_px / layout.width_in)
+    canvas = FigureCanvasAgg(fig)
+    if layout.narrow:  # (against the panels' sizes before the new layout: close enough, and one layout less)
+        _wrap_long_labels(fig, canvas.get_renderer())
+    _layout(fig)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    px = fig.dpi / 72
+    return pixels, (min(sizes) * px, max(sizes) * px) if sizes else (0.0, 0.0)
+
+
+def _data_url(image) -> str:
+    """``image`` as a lossless WebP data URL (every browser shows WebP, and it is smaller than a PNG)."""
     out = io.BytesIO()
-    image.save(out, format="WEBP", lossless=True, quality=100, method=4)
+    image.save(out, format="WEBP", lossless=True, quality=80, method=4)
     return "data:image/webp;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+def _palette(frames: list, colors: int):
+    """One palette for a whole frame set, from a sample of its frames (so equal pixels stay equal).
+
+    The median cut averages similar colours; the sample's most common colours (the white background, black
+    text, each line's own colour) are then put back exactly, so a white figure stays white."""
+    sample = np.concatenate([f[::2, ::2] for f in frames[:: max(1, len(frames) // 8)][:8]], axis=0)
+    cut = Image.fromarray(sample).quantize(colors, method=Image.Quantize.MEDIANCUT)
+    palette = np.array(cut.getpalette()[: 3 * colors], dtype=np.int64).reshape(-1, 3)
+    codes, counts = np.unique(sample.reshape(-1, 3).astype(np.int64) @ [65536, 256, 1], return_counts=True)
+    taken = set()
+    for code in codes[np.argsort(counts)[::-1][: max(1, colors // 4)]]:
+        exact = np.array([code // 65536, code // 256 % 256, code % 256])
+        distance = np.abs(palette - exact).sum(1)
+        distance[list(taken)] = 1 << 20
+        nearest = int(distance.argmin())
+        if distance[nearest] <= 48:
+            palette[nearest], taken = exact, taken | {nearest}
+    return palette.astype(np.uint8)
+
+
+def _indices(frame, palette):
+    """Each pixel of ``frame`` as the index of its nearest palette colour (no dithering: equal pixels, equal
+    indices). Exact nearest colours, found per distinct colour of the frame."""
+    codes, inverse = np.unique(frame.reshape(-1, 3).astype(np.int64) @ [65536, 256, 1], return_inverse=True)
+    colours = np.stack([codes // 65536, codes // 256 % 256, codes % 256], axis=1)
+    distance = ((colours[:, None, :] - palette[None, :, :].astype(np.int64)) ** 2).sum(-1)
+    return distance.argmin(1).astype(np.uint8)[inverse].reshape(frame.shape[:2])
+
+
+def _grow(mask, radius: int):
+    """``mask`` grown by ``radius`` pixels in every direction (a square neighbourhood)."""
+    for axis in (0, 1):
+        grown = mask.copy()
+        for shift in range(1, radius + 1):
+            if axis == 0:
+                grown[shift:] |= mask[:-shift]
+                grown[:-shift] |= mask[shift:]
+            else:
+                grown[:, shift:] |= mask[:, :-shift]
+                grown[:, :-shift] |= mask[:, shift:]
+        mask = grown
+    return mask
+
+
+def _encode_set(frames: list, base: int, colors: int, factor: float = 1.0):
+    """A frame set as (the default frame whole, every frame as its delta over it: "" where it is the same).
+
+    Each frame is resized by ``factor``, then mapped onto the set's palette with no dithering; a delta
+    frame is RGBA, opaque where the frame differs from the default frame and transparent elsewhere."""
+    if factor != 1.0:
+        frames = [
+            np.asarray(
+                Image.fromarray(f).resize(
+                    (max(1, round(f.shape[1] * factor)), max(1, round(f.shape[0] * factor))), Image.Resampling.LANCZOS
+                )
+            )
+            for f in frames
+        ]
+    rgb = _palette(frames, colors)
+    index = [_indices(f, rgb) for f in frames]
+    whole = _data_url(Image.fromarray(rgb[index[base]]))
+    deltas = []
+    for k, frame in enumerate(index):  # (every frame has the same size: drawn at the same inches and dpi)
+        differs = frame != index[base]
+        if k == base or not differs.any():
+            deltas.append("")
+            continue
+        # a margin of equal pixels around what differs: where the browser scales the frames down, the
+        # delta's edge then blends pixels equal to the default frame's, so no trace of it shows through
+        differs = _grow(differs, GROW_PX)
+        if differs.mean() > 0.5:  # mostly new: the whole frame (opaque, it covers the default one)
+            deltas.append(_data_url(Image.fromarray(rgb[frame])))
+            continue
+        rgba = np.zeros(frame.shape + (4,), dtype=np.uint8)
+        rgba[differs, :3] = rgb[frame[differs]]
+        rgba[differs, 3] = 255
+        deltas.append(_data_url(Image.fromarray(rgba, "RGBA")))
+    return whole, deltas, frames[0].shape[1], frames[0].shape[0]
 
 
 def _label(value, fmt) -> str:
@@ -113,26 +316,44 @@ def _labeller(fmt):
     return lambda value: _label(value, fmt)
 
 
+@dataclass
+class FrameSet:
+    """One set of frames (desktop or phone): the default frame whole, one delta per frame key ("" for the
+    default frame), the pixel size, the smallest and largest text in those pixels, and how it is shown."""
+
+    layout: Layout
+    whole: str
+    deltas: dict
+    width: int
+    height: int
+    text_px: tuple[float, float]
+
+    @property
+    def scale(self) -> float:
+        """Pixels per CSS pixel where the frames are shown widest."""
+        return self.width / self.layout.shown_px
+
+
 class Explorable:
     """A precomputed figure with sliders; displays itself as HTML in notebooks and in the book."""
 
     def __init__(
         self,
-        frames: dict,
+        sets: list,
         controls: dict,
         default: dict,
         labels: dict,
         title: str | None,
         alt: str,
         names: dict | None = None,
-        width: int | None = None,
     ):
-        """``labels[key]`` is the list of readouts (one per slider) shown at the frame ``key``."""
-        self.frames, self.controls, self.default = frames, controls, default
+        """``sets`` are the frame sets (desktop, then phone); ``labels[key]`` is the list of readouts (one
+        per slider) shown at the frame ``key``."""
+        self.sets, self.controls, self.default = sets, controls, default
         self.names = {n: (names or {}).get(n, n) for n in controls}
         self.labels, self.title, self.alt = labels, title, alt
-        self.width = width  # CSS pixels: the frame's pixel width / SCALE
-        digest = hashlib.sha1("".join(frames.values()).encode()).hexdigest()[:8]
+        self.width = COLUMN_PX  # the widest it is shown (CSS pixels)
+        digest = hashlib.sha1("".join(s.whole + "".join(s.deltas.values()) for s in sets).encode()).hexdigest()[:8]
         self.id = f"ob-x{next(_counter)}-{digest}"
         self.html = self._render()
 
@@ -157,23 +378,33 @@ class Explorable:
                 f'value="{default_idx[k]}" aria-label="{label}">'
                 f'<output id="{uid}-v{k}" for="{uid}-s{k}">{html.escape(shown[k])}</output></label>'
             )
-        frames = json.dumps(self.frames, separators=(",", ":"))
+        deltas = {key: [s.deltas[key] for s in self.sets] for key in self.labels}
+        frames = json.dumps(deltas, separators=(",", ":"))
         labels = json.dumps(self.labels, separators=(",", ":"), ensure_ascii=False)
         title = f'<div style="font-weight:600;margin-bottom:.3em">{html.escape(self.title)}</div>' if self.title else ""
         script = (
             "(function(){"
             f'var id="{uid}",n={len(names)},F={frames},L={labels};'
+            'var D=document.getElementById(id).querySelectorAll("img.ob-delta");'
             'function show(){var k=[];for(var i=0;i<n;i++){k.push(document.getElementById(id+"-s"+i).value);}'
             'k=k.join("-");for(var i=0;i<n;i++){document.getElementById(id+"-v"+i).textContent=L[k][i];}'
-            'document.getElementById(id+"-img").src=F[k];}'
+            "for(var j=0;j<D.length;j++){var f=F[k][j];if(f){D[j].src=f;D[j].hidden=false;}"
+            'else{D[j].hidden=true;D[j].removeAttribute("src");}}}'
             'for(var i=0;i<n;i++){document.getElementById(id+"-s"+i).addEventListener("input",show);}'
             "})();"
         )
-        size = f' style="max-width:min(100%,{self.width}px)"' if self.width else ""
+        alt = html.escape(self.alt)
+        views = "".join(
+            f'<div class="optbook-explorable-view ob-{s.layout.name}" '
+            f'style="max-width:min(100%,{s.layout.shown_px}px)" '
+            f'data-text-px="{s.text_px[0]:.1f} {s.text_px[1]:.1f}">'
+            f'<img class="ob-frame" src="{s.whole}" alt="{alt}" width="{s.width}" height="{s.height}">'
+            f'<img class="ob-delta" alt="" hidden width="{s.width}" height="{s.height}"></div>'
+            for s in self.sets
+        )
         return (
-            f'<div class="optbook-explorable" id="{uid}" style="margin:.5em 0">{STYLE}{title}'
-            f'<div class="optbook-explorable-controls">{"".join(rows)}</div>'
-            f'<img id="{uid}-img" src="{self.frames[self._key(default_idx)]}" alt="{html.escape(self.alt)}"{size}>'
+            f'<div class="optbook-explorable" id="{uid}" data-frames="{len(self.labels)}" style="margin:.5em 0">'
+            f'{STYLE}{title}<div class="optbook-explorable-controls">{"".join(rows)}</div>{views}'
             f"<script>{script}</script></div>"
         )
 
@@ -181,7 +412,7 @@ class Explorable:
         return self.html
 
     def __repr__(self) -> str:
-        return f"<Explorable {self.title or ''!s}: {len(self.frames)} frames, {self.size_bytes / 1e3:.0f} kB>"
+        return f"<Explorable {self.title or ''!s}: {len(self.labels)} frames, {self.size_bytes / 1e3:.0f} kB>"
 
 
 def explore(
@@ -195,7 +426,7 @@ def explore(
     names: dict | None = None,
     dpi: float | None = None,
     colors: int = 64,
-    text_scale: float = 1.25,
+    text_scale: float = 1.0,
     max_bytes: int = MAX_BYTES,
     alt: str | None = None,
 ) -> Explorable:
@@ -205,10 +436,10 @@ def explore(
     starting value of each (the middle one otherwise); ``formats`` maps a name to a format spec or a
     function that turns a value into its label; ``readouts`` maps a name to a function of all the current
     values (a dict) that returns the label, for a slider whose value means something only with the others;
-    ``names`` gives a slider a display name other than its keyword. Frames are rendered at
-    ``SCALE`` pixels per CSS pixel of the column (``MIN_SCALE`` where that is over ``max_bytes``; ``dpi``
-    overrides both) with their text ``text_scale``
-    times larger, and shown at most ``COLUMN_PX`` CSS pixels wide.
+    ``names`` gives a slider a display name other than its keyword. Each figure is drawn twice, as a
+    desktop frame and as a phone frame (see the module's docstring), with its text ``text_scale`` times
+    larger (within ``MIN_PT`` and ``MAX_PT``) and ``colors`` colours at most. ``dpi`` is accepted for older
+    calls and has no effect: the frames' pixels follow from the column they are shown in.
     """
     if not controls:
         raise ValueError("controls must name at least one slider and its values")
@@ -225,11 +456,13 @@ def explore(
         if name not in controls or not callable(readout):
             raise ValueError(f"readouts must map a control's name to a function of the values, got {name!r}")
     if dpi is not None and not 10 <= dpi <= 1000:
-        raise ValueError(f"dpi must be between 10 and 1000 (or None for twice the column's pixels), got {dpi!r}")
+        raise ValueError(f"dpi must be between 10 and 1000 (or None), got {dpi!r}")
     if not 2 <= colors <= 256:
         raise ValueError(f"colors must be between 2 and 256, got {colors!r}")
     if not 0.5 <= text_scale <= 3:
         raise ValueError(f"text_scale must be between 0.5 and 3, got {text_scale!r}")
+    if max_bytes <= 0:
+        raise ValueError(f"max_bytes must be a positive number of bytes, got {max_bytes!r}")
     formats = formats or {}
     labellers = {n: _labeller(formats.get(n)) for n in controls}
     combos = [
@@ -240,31 +473,36 @@ def explore(
         key: [str(readouts[n](dict(values))) if n in readouts else labellers[n](values[n]) for n in controls]
         for key, values in combos
     }
+    base = [key for key, _ in combos].index("-".join(str(controls[n].index(default[n])) for n in controls))
 
-    def frame(values, factor):
+    pixels = {DESKTOP: [], PHONE: []}
+    text = {DESKTOP: [], PHONE: []}
+    size_in = None
+    for _, values in combos:
         fig = draw(**values)
         if fig is None or not hasattr(fig, "savefig"):
             raise TypeError("draw(**values) must return a matplotlib Figure")
-        image = _render(fig, dpi * factor if dpi else _dpi(fig, SCALE) * factor, text_scale)
-        return _encode(image, colors), image.width
+        plt.close(fig)  # (drawn here, on a canvas of its own, not shown by pyplot)
+        size_in = size_in or tuple(fig.get_size_inches())  # every frame the size of the first
+        _fit_text(fig, text_scale)
+        for layout in (DESKTOP, PHONE):
+            frame, text_px = _draw_pixels(fig, layout, size_in)
+            pixels[layout].append(frame)
+            text[layout].append(text_px)
 
-    # Twice the column's pixels where the byte budget allows; else fewer, never under MIN_SCALE per CSS
-    # pixel: then the frame is shown narrower than the column (never under half of it). The first frame,
-    # drawn at each size, tells which size fits; the whole set is then drawn once (again if it did not fit).
-    factors = [1.0] if dpi else [1.0, 0.875, 0.75, 0.66, 0.58, 0.5, 0.44, 0.38]
-    sizes = {f: len(frame(combos[0][1], f)[0]) for f in factors} if len(factors) > 1 else {1.0: 0}
-    fitting = [f for f in factors if sizes[f] * len(combos) * 1.05 <= max_bytes] or factors[-1:]
-    for factor in factors[factors.index(fitting[0]) :]:
-        frames, widths = {}, []
-        for key, values in combos:
-            frames[key], width = frame(values, factor)
-            widths.append(width)
-        scale = SCALE * factor if dpi else max(MIN_SCALE, SCALE * factor)
-        shown = min(COLUMN_PX, math.floor(max(widths) / scale))
-        result = Explorable(frames, controls, default, labels, title, alt or title or "explorable figure", names, shown)
+    # Over the budget: fewer colours, then fewer pixels (never under MIN_SCALE per CSS pixel).
+    attempts = [(colors, 1.0), (min(colors, 32), 1.0), (min(colors, 32), 0.875), (min(colors, 16), MIN_SCALE / SCALE)]
+    for n_colors, factor in attempts:
+        sets = []
+        for layout in (DESKTOP, PHONE):
+            whole, deltas, width, height = _encode_set(pixels[layout], base, n_colors, factor)
+            low = min(t[0] for t in text[layout]) * factor
+            high = max(t[1] for t in text[layout]) * factor
+            sets.append(FrameSet(layout, whole, dict(zip(labels, deltas)), width, height, (low, high)))
+        result = Explorable(sets, controls, default, labels, title, alt or title or "explorable figure", names)
         if result.size_bytes <= max_bytes:
             return result
     raise ValueError(
         f"this explorable is {result.size_bytes / 1e6:.2f} MB, over the budget of {max_bytes / 1e6:.2f} MB: "
-        "use fewer values per control, a smaller figure, fewer colors or a lower dpi"
+        "use fewer values per control, a smaller figure or fewer colors"
     )
