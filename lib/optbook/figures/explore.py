@@ -495,9 +495,10 @@ def explore(
     for n_colors, factor in attempts:
         sets = []
         for layout in (DESKTOP, PHONE):
-            whole, deltas, width, height = _encode_set(pixels[layout], base, n_colors, factor)
-            low = min(t[0] for t in text[layout]) * factor
-            high = max(t[1] for t in text[layout]) * factor
+            fewer = max(factor, MIN_SCALE * layout.shown_px / layout.width_px)
+            whole, deltas, width, height = _encode_set(pixels[layout], base, n_colors, fewer)
+            low = min(t[0] for t in text[layout]) * width / layout.width_px
+            high = max(t[1] for t in text[layout]) * width / layout.width_px
             sets.append(FrameSet(layout, whole, dict(zip(labels, deltas)), width, height, (low, high)))
         result = Explorable(sets, controls, default, labels, title, alt or title or "explorable figure", names)
         if result.size_bytes <= max_bytes:
