@@ -44,10 +44,20 @@ def decode(data_url):
 
 
 def rebuilt(frame_set, key):
-    """The frame ``key`` as a browser shows it: the delta (if any) drawn over the default frame."""
-    whole = decode(frame_set.whole).convert("RGBA")
-    delta = frame_set.deltas[key]
-    return np.asarray((Image.alpha_composite(whole, decode(delta).convert("RGBA")) if delta else whole).convert("RGB"))
+    """The frame ``key`` as a browser shows it: its group's frame (if any) drawn over the default frame, and
+    its own delta (if any) over that."""
+    image = decode(frame_set.whole).convert("RGBA")
+    for layer in (frame_set.groups.get(frame_set.group_of[key], ""), frame_set.deltas[key]):
+        if layer:
+            image = Image.alpha_composite(image, decode(layer).convert("RGBA"))
+    return np.asarray(image.convert("RGB"))
+
+
+def frame_set(frames, base, colors=16, groupings=()):
+    whole, groups, deltas, group, width, height = ex._encode_set(frames, base, colors, groupings=groupings)
+    return ex.FrameSet(
+        ex.DESKTOP, whole, groups, dict(enumerate(group)), dict(enumerate(deltas)), width, height, (0, 0)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -118,14 +128,39 @@ def test_delta_frames_rebuild_every_frame_exactly():
         frame[10 + k : 14 + k, 20 : 30 + 5 * k] = rng.integers(0, 255, 3)  # a small change...
         frames.append(frame)
     frames.append(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8))  # ...and a frame unlike the others
-    whole, deltas, width, height = ex._encode_set(frames, base=2, colors=16)
-    assert (width, height) == (60, 40) and deltas[2] == ""
-    s = ex.FrameSet(ex.DESKTOP, whole, dict(enumerate(deltas)), width, height, (0, 0))
+    s = frame_set(frames, base=2)
+    assert (s.width, s.height) == (60, 40) and s.deltas[2] == "" and not s.groups
     palette = ex._palette(frames, 16)
     for k, frame in enumerate(frames):
         assert np.array_equal(rebuilt(s, k), palette[ex._indices(frame, palette)]), k
-    assert decode(deltas[0]).mode == "RGBA" and np.asarray(decode(deltas[0]))[..., 3].mean() < 128  # mostly clear
-    assert decode(deltas[5]).mode == "RGB"  # the unlike frame is stored whole
+    assert decode(s.deltas[0]).mode == "RGBA" and np.asarray(decode(s.deltas[0]))[..., 3].mean() < 128  # mostly clear
+    assert decode(s.deltas[5]).mode == "RGB"  # the unlike frame is stored whole
+
+
+def test_frames_grouped_by_the_slider_that_redraws_most():
+    """3 x 3 frames: slider A repaints a large panel, slider B moves a small mark. Grouped by A, each panel
+    is stored once (a group frame), and each frame adds only its mark; every frame is still exact."""
+    rng = np.random.default_rng(1)
+    panels = [rng.integers(0, 255, (1, 1, 3)) * np.ones((30, 40, 1), np.uint8) for _ in range(3)]
+    frames = []
+    for a in range(3):
+        for b in range(3):
+            frame = np.full((48, 64, 3), 255, np.uint8)
+            frame[4:34, 4:44] = panels[a]
+            frame[40:44, 8 + 16 * b : 12 + 16 * b] = 0
+            frames.append(frame)
+    by_a = [3 * a + 1 for a in range(3) for b in range(3)]  # default (a, b) = (1, 1), frame 4
+    by_b = [3 + b for a in range(3) for b in range(3)]
+    grouped, flat = frame_set(frames, 4, groupings=[by_a, by_b]), frame_set(frames, 4)
+    assert set(grouped.groups) == {1, 7} and grouped.group_of[0] == 1 and grouped.group_of[5] == 4
+    palette = ex._palette(frames, 16)
+    for k, frame in enumerate(frames):
+        assert np.array_equal(rebuilt(grouped, k), palette[ex._indices(frame, palette)]), k
+
+    def size(s):
+        return sum(map(len, [s.whole, *s.groups.values(), *s.deltas.values()]))
+
+    assert size(grouped) < size(flat)
 
 
 def test_delta_frames_rebuild_the_figures_exactly(two_panels):
@@ -147,9 +182,13 @@ def test_white_stays_white_and_frames_are_small(two_panels):
 
 def test_script_swaps_deltas_of_both_sets():
     e = ex.explore(draw, {"a": [1, 2], "b": [3, 4]}, default={"a": 1, "b": 4})
-    frames = json.loads(re.search(r"F=(\{.*?\}),L=", e.html).group(1))
-    assert frames["0-1"] == ["", ""] and all(len(v) == 2 and all(v) for k, v in frames.items() if k != "0-1")
-    assert e.html.count('class="ob-delta" alt="" hidden') == 2
+    frames = json.loads(re.search(r"F=(\{.*?\}),G=", e.html).group(1))
+    groups = json.loads(re.search(r"G=(\[.*?\]),L=", e.html).group(1))
+    assert frames["0-1"] == [["0-1", ""], ["0-1", ""]]  # the default frame: nothing drawn over it
+    for key, sets in frames.items():
+        assert len(sets) == 2 and all(g == "0-1" or g in groups[j] for j, (g, _) in enumerate(sets))
+        assert key == "0-1" or all(groups[j].get(g) or d for j, (g, d) in enumerate(sets))
+    assert e.html.count('class="ob-delta" alt="" hidden') == 4  # a group layer and a frame layer per set
     assert e.html.count('class="ob-frame"') == 2 and 'data-frames="4"' in e.html
 
 

@@ -229,21 +229,17 @@ def _data_url(image) -> str:
 def _palette(frames: list, colors: int):
     """One palette for a whole frame set, from a sample of its frames (so equal pixels stay equal).
 
-    The median cut averages similar colours; the sample's most common colours (the white background, black
-    text, each line's own colour) are then put back exactly, so a white figure stays white."""
+    The sample's most common colours (the white background, each line's own colour) and black and white,
+    where the figure has them, are kept exactly; a median cut finds the rest (antialiased edges, colour maps)."""
     sample = np.concatenate([f[::2, ::2] for f in frames[:: max(1, len(frames) // 8)][:8]], axis=0)
-    cut = Image.fromarray(sample).quantize(colors, method=Image.Quantize.MEDIANCUT)
-    palette = np.array(cut.getpalette()[: 3 * colors], dtype=np.int64).reshape(-1, 3)
     codes, counts = np.unique(sample.reshape(-1, 3).astype(np.int64) @ [65536, 256, 1], return_counts=True)
-    taken = set()
-    for code in codes[np.argsort(counts)[::-1][: max(1, colors // 4)]]:
-        exact = np.array([code // 65536, code // 256 % 256, code % 256])
-        distance = np.abs(palette - exact).sum(1)
-        distance[list(taken)] = 1 << 20
-        nearest = int(distance.argmin())
-        if distance[nearest] <= 48:
-            palette[nearest], taken = exact, taken | {nearest}
-    return palette.astype(np.uint8)
+    kept = [int(c) for c in codes[np.argsort(counts)[::-1][: colors // 4]]]
+    kept += [c for c in (0, 0xFFFFFF) if c not in kept and (codes == c).any()]  # black text, white ground
+    exact = np.array([[c // 65536, c // 256 % 256, c % 256] for c in kept], dtype=np.int64).reshape(-1, 3)
+    rest = colors - len(exact)
+    cut = Image.fromarray(sample).quantize(max(1, rest), method=Image.Quantize.MEDIANCUT)
+    found = np.array(cut.getpalette()[: 3 * rest], dtype=np.int64).reshape(-1, 3) if rest > 0 else exact[:0]
+    return np.concatenate([exact, found]).astype(np.uint8)
 
 
 def _indices(frame, palette):
@@ -270,11 +266,32 @@ def _grow(mask, radius: int):
     return mask
 
 
-def _encode_set(frames: list, base: int, colors: int, factor: float = 1.0):
-    """A frame set as (the default frame whole, every frame as its delta over it: "" where it is the same).
+def _delta(frame, reference, rgb) -> str:
+    """``frame`` (palette indices) as a delta over ``reference``: "" where they are equal; else RGBA, opaque
+    where it differs (with a margin) and transparent elsewhere, or the whole frame where most of it differs."""
+    differs = frame != reference
+    if not differs.any():
+        return ""
+    # a margin of equal pixels around what differs: where the browser scales the frames down, the delta's
+    # edge then blends pixels equal to those under it, so no trace of the frame below shows through
+    differs = _grow(differs, GROW_PX)
+    if differs.mean() > 0.5:  # mostly new: the whole frame (opaque, it covers what is under it)
+        return _data_url(Image.fromarray(rgb[frame]))
+    rgba = np.zeros(frame.shape + (4,), dtype=np.uint8)
+    rgba[differs, :3] = rgb[frame[differs]]
+    rgba[differs, 3] = 255
+    return _data_url(Image.fromarray(rgba, "RGBA"))
 
-    Each frame is resized by ``factor``, then mapped onto the set's palette with no dithering; a delta
-    frame is RGBA, opaque where the frame differs from the default frame and transparent elsewhere."""
+
+def _encode_set(frames: list, base: int, colors: int, factor: float = 1.0, groupings: Sequence = ()):
+    """A frame set as (the default frame whole, the group frames, every frame's delta, its group, width, height).
+
+    Each frame is resized by ``factor``, then mapped onto the set's palette with no dithering. A frame is
+    shown as the default frame, its group's frame drawn over it as a delta (the frame with the same value of
+    one slider and the default values of the others), and its own delta over that. Of ``groupings`` (each a
+    list: the group frame of every frame) and no grouping at all, the one that changes the fewest pixels is
+    used: where one slider redraws a whole panel (a landscape) and another only a path on it, the panel is
+    stored once per value of the first slider, not once per frame. Every frame is rebuilt exactly."""
     if factor != 1.0:
         frames = [
             np.asarray(
@@ -285,25 +302,18 @@ def _encode_set(frames: list, base: int, colors: int, factor: float = 1.0):
             for f in frames
         ]
     rgb = _palette(frames, colors)
-    index = [_indices(f, rgb) for f in frames]
+    index = [_indices(f, rgb) for f in frames]  # (every frame has the same size: drawn at the same inches and dpi)
+
+    def changed(k, r):
+        return 0 if k == r else int((index[k] != index[r]).sum())
+
+    options = [[base] * len(frames), *groupings]
+    costs = [sum(changed(r, base) for r in set(g)) + sum(changed(k, g[k]) for k in range(len(frames))) for g in options]
+    group = options[int(np.argmin(costs))]
     whole = _data_url(Image.fromarray(rgb[index[base]]))
-    deltas = []
-    for k, frame in enumerate(index):  # (every frame has the same size: drawn at the same inches and dpi)
-        differs = frame != index[base]
-        if k == base or not differs.any():
-            deltas.append("")
-            continue
-        # a margin of equal pixels around what differs: where the browser scales the frames down, the
-        # delta's edge then blends pixels equal to the default frame's, so no trace of it shows through
-        differs = _grow(differs, GROW_PX)
-        if differs.mean() > 0.5:  # mostly new: the whole frame (opaque, it covers the default one)
-            deltas.append(_data_url(Image.fromarray(rgb[frame])))
-            continue
-        rgba = np.zeros(frame.shape + (4,), dtype=np.uint8)
-        rgba[differs, :3] = rgb[frame[differs]]
-        rgba[differs, 3] = 255
-        deltas.append(_data_url(Image.fromarray(rgba, "RGBA")))
-    return whole, deltas, frames[0].shape[1], frames[0].shape[0]
+    groups = {r: _delta(index[r], index[base], rgb) for r in sorted(set(group)) if r != base}
+    deltas = [_delta(index[k], index[group[k]], rgb) for k in range(len(frames))]
+    return whole, groups, deltas, group, frames[0].shape[1], frames[0].shape[0]
 
 
 def _label(value, fmt) -> str:
@@ -318,11 +328,14 @@ def _labeller(fmt):
 
 @dataclass
 class FrameSet:
-    """One set of frames (desktop or phone): the default frame whole, one delta per frame key ("" for the
-    default frame), the pixel size, the smallest and largest text in those pixels, and how it is shown."""
+    """One set of frames (desktop or phone): the default frame whole; the group frames as deltas over it
+    (by their key); each frame's group (a key) and its own delta over its group's frame ("" where there is
+    nothing to draw); the pixel size; the smallest and largest text in those pixels; and how it is shown."""
 
     layout: Layout
     whole: str
+    groups: dict
+    group_of: dict
     deltas: dict
     width: int
     height: int
@@ -353,7 +366,8 @@ class Explorable:
         self.names = {n: (names or {}).get(n, n) for n in controls}
         self.labels, self.title, self.alt = labels, title, alt
         self.width = COLUMN_PX  # the widest it is shown (CSS pixels)
-        digest = hashlib.sha1("".join(s.whole + "".join(s.deltas.values()) for s in sets).encode()).hexdigest()[:8]
+        data = "".join(s.whole + "".join(s.groups.values()) + "".join(s.deltas.values()) for s in sets)
+        digest = hashlib.sha1(data.encode()).hexdigest()[:8]
         self.id = f"ob-x{next(_counter)}-{digest}"
         self.html = self._render()
 
@@ -378,18 +392,21 @@ class Explorable:
                 f'value="{default_idx[k]}" aria-label="{label}">'
                 f'<output id="{uid}-v{k}" for="{uid}-s{k}">{html.escape(shown[k])}</output></label>'
             )
-        deltas = {key: [s.deltas[key] for s in self.sets] for key in self.labels}
+        deltas = {key: [[s.group_of[key], s.deltas[key]] for s in self.sets] for key in self.labels}
         frames = json.dumps(deltas, separators=(",", ":"))
+        groups = json.dumps([s.groups for s in self.sets], separators=(",", ":"))
         labels = json.dumps(self.labels, separators=(",", ":"), ensure_ascii=False)
         title = f'<div style="font-weight:600;margin-bottom:.3em">{html.escape(self.title)}</div>' if self.title else ""
         script = (
             "(function(){"
-            f'var id="{uid}",n={len(names)},F={frames},L={labels};'
-            'var D=document.getElementById(id).querySelectorAll("img.ob-delta");'
+            f'var id="{uid}",n={len(names)},F={frames},G={groups},L={labels};'
+            'var V=document.getElementById(id).querySelectorAll(".optbook-explorable-view");'
+            "function put(img,src){if(src){img.src=src;img.hidden=false;}"
+            'else{img.hidden=true;img.removeAttribute("src");}}'
             'function show(){var k=[];for(var i=0;i<n;i++){k.push(document.getElementById(id+"-s"+i).value);}'
             'k=k.join("-");for(var i=0;i<n;i++){document.getElementById(id+"-v"+i).textContent=L[k][i];}'
-            "for(var j=0;j<D.length;j++){var f=F[k][j];if(f){D[j].src=f;D[j].hidden=false;}"
-            'else{D[j].hidden=true;D[j].removeAttribute("src");}}}'
+            'for(var j=0;j<V.length;j++){var d=V[j].querySelectorAll("img.ob-delta");'
+            'put(d[0],G[j][F[k][j][0]]||"");put(d[1],F[k][j][1]);}}'
             'for(var i=0;i<n;i++){document.getElementById(id+"-s"+i).addEventListener("input",show);}'
             "})();"
         )
@@ -399,6 +416,7 @@ class Explorable:
             f'style="max-width:min(100%,{s.layout.shown_px}px)" '
             f'data-text-px="{s.text_px[0]:.1f} {s.text_px[1]:.1f}">'
             f'<img class="ob-frame" src="{s.whole}" alt="{alt}" width="{s.width}" height="{s.height}">'
+            f'<img class="ob-delta" alt="" hidden width="{s.width}" height="{s.height}">'
             f'<img class="ob-delta" alt="" hidden width="{s.width}" height="{s.height}"></div>'
             for s in self.sets
         )
@@ -473,7 +491,18 @@ def explore(
         key: [str(readouts[n](dict(values))) if n in readouts else labellers[n](values[n]) for n in controls]
         for key, values in combos
     }
-    base = [key for key, _ in combos].index("-".join(str(controls[n].index(default[n])) for n in controls))
+    default_idx = [controls[n].index(default[n]) for n in controls]
+    base = [key for key, _ in combos].index("-".join(map(str, default_idx)))
+    # the frames grouped by each slider: a frame's group frame has its value of that slider, the others' default
+    position = {key: k for k, (key, _) in enumerate(combos)}
+    groupings = [
+        [
+            position["-".join(str(i if c == j else default_idx[j]) for j, i in enumerate(map(int, key.split("-"))))]
+            for key, _ in combos
+        ]
+        for c in range(len(controls))
+        if len(controls) > 1
+    ]
 
     pixels = {DESKTOP: [], PHONE: []}
     text = {DESKTOP: [], PHONE: []}
@@ -491,15 +520,19 @@ def explore(
             text[layout].append(text_px)
 
     # Over the budget: fewer colours, then fewer pixels (never under MIN_SCALE per CSS pixel).
-    attempts = [(colors, 1.0), (min(colors, 32), 1.0), (min(colors, 32), 0.875), (min(colors, 16), MIN_SCALE / SCALE)]
+    attempts = [(colors, 1.0), (min(colors, 32), 1.0), (min(colors, 32), 0.875), (min(colors, 32), 0.75)]
+    attempts += [(min(colors, 16), MIN_SCALE / SCALE)]
     for n_colors, factor in attempts:
         sets = []
         for layout in (DESKTOP, PHONE):
             fewer = max(factor, MIN_SCALE * layout.shown_px / layout.width_px)
-            whole, deltas, width, height = _encode_set(pixels[layout], base, n_colors, fewer)
+            whole, groups, deltas, group, width, height = _encode_set(pixels[layout], base, n_colors, fewer, groupings)
             low = min(t[0] for t in text[layout]) * width / layout.width_px
             high = max(t[1] for t in text[layout]) * width / layout.width_px
-            sets.append(FrameSet(layout, whole, dict(zip(labels, deltas)), width, height, (low, high)))
+            keys = list(labels)
+            groups = {keys[r]: url for r, url in groups.items()}
+            group_of = {key: keys[r] for key, r in zip(keys, group)}
+            sets.append(FrameSet(layout, whole, groups, group_of, dict(zip(keys, deltas)), width, height, (low, high)))
         result = Explorable(sets, controls, default, labels, title, alt or title or "explorable figure", names)
         if result.size_bytes <= max_bytes:
             return result
