@@ -180,6 +180,21 @@ def test_white_stays_white_and_frames_are_small(two_panels):
     assert two_panels.size_bytes < ex.MAX_BYTES
 
 
+def draw_line_on_a_colour_map(a):
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.imshow(np.linspace(0, 1, 400).reshape(20, 20) * a, cmap="Blues")
+    ax.plot([0, 19], [0, 19], color="#0072B2", lw=3)
+    return fig
+
+
+def test_the_figure_s_own_colours_stay_exact():
+    """Even with 16 colours for a whole colour map, the line keeps its own colour (an optimizer's colour)."""
+    e = ex.explore(draw_line_on_a_colour_map, {"a": [0.5, 1.0]}, colors=16)
+    pixels = np.asarray(decode(e.sets[0].whole).convert("RGB")).reshape(-1, 3)
+    assert ((pixels == (0, 0x72, 0xB2)).all(1)).sum() > 100
+    assert 0x0072B2 in ex._artist_colours(draw_line_on_a_colour_map(1.0))
+
+
 def test_script_swaps_deltas_of_both_sets():
     e = ex.explore(draw, {"a": [1, 2], "b": [3, 4]}, default={"a": 1, "b": 4})
     frames = json.loads(re.search(r"F=(\{.*?\}),G=", e.html).group(1))

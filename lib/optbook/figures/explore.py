@@ -46,13 +46,17 @@ import json
 import textwrap
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import Collection
+from matplotlib.colors import to_rgba
 from matplotlib.gridspec import GridSpec
 from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.text import Text
 from PIL import Image
 
@@ -226,15 +230,41 @@ def _data_url(image) -> str:
     return "data:image/webp;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
-def _palette(frames: list, colors: int):
+def _artist_colours(fig) -> set:
+    """The opaque colours ``fig`` draws with, as 0xRRGGBB: its lines, markers, texts, patches and small
+    collections (a colour map's many colours aside)."""
+    found = []
+    for line in fig.findobj(Line2D):
+        found += [line.get_color(), line.get_markerfacecolor(), line.get_markeredgecolor()]
+    found += [text.get_color() for text in fig.findobj(Text)]
+    for patch in fig.findobj(Patch):
+        found += [patch.get_facecolor(), patch.get_edgecolor()]
+    for collection in fig.findobj(Collection):
+        for colours in (collection.get_facecolor(), collection.get_edgecolor()):
+            found += list(colours) if len(colours) <= 8 else []
+    codes = set()
+    for colour in found:
+        try:
+            r, g, b, a = to_rgba(colour)
+        except (ValueError, TypeError):
+            continue
+        if a == 1:
+            codes.add(round(r * 255) * 65536 + round(g * 255) * 256 + round(b * 255))
+    return codes
+
+
+def _palette(frames: list, colors: int, keep: set = frozenset()):
     """One palette for a whole frame set, from a sample of its frames (so equal pixels stay equal).
 
-    The sample's most common colours (the white background, each line's own colour) and black and white,
-    where the figure has them, are kept exactly; a median cut finds the rest (antialiased edges, colour maps)."""
+    Kept exactly: the colours the figure draws with (``keep``: each optimizer's own colour stays its own),
+    black and white, and the sample's most common colours, where the sample has them (at most half the
+    palette); a median cut finds the rest (antialiased edges, colour maps)."""
     sample = np.concatenate([f[::2, ::2] for f in frames[:: max(1, len(frames) // 8)][:8]], axis=0)
     codes, counts = np.unique(sample.reshape(-1, 3).astype(np.int64) @ [65536, 256, 1], return_counts=True)
-    kept = [int(c) for c in codes[np.argsort(counts)[::-1][: colors // 4]]]
-    kept += [c for c in (0, 0xFFFFFF) if c not in kept and (codes == c).any()]  # black text, white ground
+    by_count = [int(c) for c in codes[np.argsort(counts)[::-1]]]
+    wanted = by_count[:4] + [c for c in (0, 0xFFFFFF) if (codes == c).any()]
+    wanted += [c for c in by_count if c in keep] + by_count[4 : colors // 4]
+    kept = list(dict.fromkeys(wanted))[: colors // 2]
     exact = np.array([[c // 65536, c // 256 % 256, c % 256] for c in kept], dtype=np.int64).reshape(-1, 3)
     rest = colors - len(exact)
     cut = Image.fromarray(sample).quantize(max(1, rest), method=Image.Quantize.MEDIANCUT)
@@ -283,25 +313,16 @@ def _delta(frame, reference, rgb) -> str:
     return _data_url(Image.fromarray(rgba, "RGBA"))
 
 
-def _encode_set(frames: list, base: int, colors: int, factor: float = 1.0, groupings: Sequence = ()):
+def _encode_set(frames: list, base: int, colors: int, groupings: Sequence = (), keep: set = frozenset()):
     """A frame set as (the default frame whole, the group frames, every frame's delta, its group, width, height).
 
-    Each frame is resized by ``factor``, then mapped onto the set's palette with no dithering. A frame is
-    shown as the default frame, its group's frame drawn over it as a delta (the frame with the same value of
-    one slider and the default values of the others), and its own delta over that. Of ``groupings`` (each a
-    list: the group frame of every frame) and no grouping at all, the one that changes the fewest pixels is
-    used: where one slider redraws a whole panel (a landscape) and another only a path on it, the panel is
-    stored once per value of the first slider, not once per frame. Every frame is rebuilt exactly."""
-    if factor != 1.0:
-        frames = [
-            np.asarray(
-                Image.fromarray(f).resize(
-                    (max(1, round(f.shape[1] * factor)), max(1, round(f.shape[0] * factor))), Image.Resampling.LANCZOS
-                )
-            )
-            for f in frames
-        ]
-    rgb = _palette(frames, colors)
+    Each frame is mapped onto the set's palette with no dithering. A frame is shown as the default frame, its
+    group's frame drawn over it as a delta (the frame with the same value of one slider and the default
+    values of the others), and its own delta over that. Of ``groupings`` (each a list: the group frame of
+    every frame) and no grouping at all, the one that changes the fewest pixels is used: where one slider
+    redraws a whole panel (a landscape) and another only a path on it, the panel is stored once per value
+    of the first slider, not once per frame. Every frame is rebuilt exactly."""
+    rgb = _palette(frames, colors, keep)
     index = [_indices(f, rgb) for f in frames]  # (every frame has the same size: drawn at the same inches and dpi)
 
     def changed(k, r):
@@ -504,32 +525,41 @@ def explore(
         if len(controls) > 1
     ]
 
-    pixels = {DESKTOP: [], PHONE: []}
-    text = {DESKTOP: [], PHONE: []}
-    size_in = None
-    for _, values in combos:
-        fig = draw(**values)
-        if fig is None or not hasattr(fig, "savefig"):
-            raise TypeError("draw(**values) must return a matplotlib Figure")
-        plt.close(fig)  # (drawn here, on a canvas of its own, not shown by pyplot)
-        size_in = size_in or tuple(fig.get_size_inches())  # every frame the size of the first
-        _fit_text(fig, text_scale)
-        for layout in (DESKTOP, PHONE):
-            frame, text_px = _draw_pixels(fig, layout, size_in)
-            pixels[layout].append(frame)
-            text[layout].append(text_px)
+    def render(factor):
+        """Every frame drawn as desktop and phone frames, ``factor`` times the pixels (never under
+        MIN_SCALE per CSS pixel): their pixels, text sizes, and the colours the figures draw with."""
+        layouts = [
+            replace(lay, width_px=round(lay.width_px * max(factor, MIN_SCALE * lay.shown_px / lay.width_px)))
+            for lay in (DESKTOP, PHONE)
+        ]
+        pixels, text, keep, size_in = [[], []], [[], []], set(), None
+        for _, values in combos:
+            fig = draw(**values)
+            if fig is None or not hasattr(fig, "savefig"):
+                raise TypeError("draw(**values) must return a matplotlib Figure")
+            plt.close(fig)  # (drawn here, on a canvas of its own, not shown by pyplot)
+            size_in = size_in or tuple(fig.get_size_inches())  # every frame the size of the first
+            keep |= _artist_colours(fig)
+            _fit_text(fig, text_scale)
+            for j, layout in enumerate(layouts):
+                frame, text_px = _draw_pixels(fig, layout, size_in)
+                pixels[j].append(frame)
+                text[j].append(text_px)
+        return layouts, pixels, text, keep
 
-    # Over the budget: fewer colours, then fewer pixels (never under MIN_SCALE per CSS pixel).
-    attempts = [(colors, 1.0), (min(colors, 32), 1.0), (min(colors, 32), 0.875), (min(colors, 32), 0.75)]
-    attempts += [(min(colors, 16), MIN_SCALE / SCALE)]
-    for n_colors, factor in attempts:
+    # Over the budget: fewer colours, then fewer pixels (drawn again: frames scaled down after drawing
+    # would lose what equal pixels they share), never under MIN_SCALE per CSS pixel.
+    attempts = [(1.0, colors), (1.0, min(colors, 32)), (0.875, min(colors, 32)), (0.75, min(colors, 32))]
+    attempts += [(MIN_SCALE / SCALE, min(colors, 16))]
+    drawn = {}
+    keys = list(labels)
+    for factor, n_colors in attempts:
+        drawn = drawn if factor in drawn else {factor: render(factor)}
+        layouts, pixels, text, keep = drawn[factor]
         sets = []
-        for layout in (DESKTOP, PHONE):
-            fewer = max(factor, MIN_SCALE * layout.shown_px / layout.width_px)
-            whole, groups, deltas, group, width, height = _encode_set(pixels[layout], base, n_colors, fewer, groupings)
-            low = min(t[0] for t in text[layout]) * width / layout.width_px
-            high = max(t[1] for t in text[layout]) * width / layout.width_px
-            keys = list(labels)
+        for j, layout in enumerate(layouts):
+            whole, groups, deltas, group, width, height = _encode_set(pixels[j], base, n_colors, groupings, keep)
+            low, high = min(t[0] for t in text[j]), max(t[1] for t in text[j])
             groups = {keys[r]: url for r, url in groups.items()}
             group_of = {key: keys[r] for key, r in zip(keys, group)}
             sets.append(FrameSet(layout, whole, groups, group_of, dict(zip(keys, deltas)), width, height, (low, high)))
