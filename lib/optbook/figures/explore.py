@@ -257,19 +257,26 @@ def _palette(frames: list, colors: int, keep: set = frozenset()):
     """One palette for a whole frame set, from a sample of its frames (so equal pixels stay equal).
 
     Kept exactly: the colours the figure draws with (``keep``: each optimizer's own colour stays its own),
-    black and white, and the sample's most common colours, where the sample has them (at most half the
-    palette); a median cut finds the rest (antialiased edges, colour maps)."""
+    black and white, and the sample's most common colours, where the sample has them (a quarter of the
+    palette at most). A median cut finds most of the rest, and the last eighth goes to the colours farthest
+    from all the others (a colour map's small yellow end is not merged into its neighbours)."""
     sample = np.concatenate([f[::2, ::2] for f in frames[:: max(1, len(frames) // 8)][:8]], axis=0)
     codes, counts = np.unique(sample.reshape(-1, 3).astype(np.int64) @ [65536, 256, 1], return_counts=True)
     by_count = [int(c) for c in codes[np.argsort(counts)[::-1]]]
-    wanted = by_count[:4] + [c for c in (0, 0xFFFFFF) if (codes == c).any()]
-    wanted += [c for c in by_count if c in keep] + by_count[4 : colors // 4]
-    kept = list(dict.fromkeys(wanted))[: colors // 2]
+    wanted = by_count[:4] + [c for c in (0, 0xFFFFFF) if (codes == c).any()] + [c for c in by_count if c in keep]
+    kept = list(dict.fromkeys(wanted + by_count[4 : colors // 4]))[: colors // 4]
     exact = np.array([[c // 65536, c // 256 % 256, c % 256] for c in kept], dtype=np.int64).reshape(-1, 3)
-    rest = colors - len(exact)
+    farthest = colors // 8
+    rest = colors - len(exact) - farthest
     cut = Image.fromarray(sample).quantize(max(1, rest), method=Image.Quantize.MEDIANCUT)
-    found = np.array(cut.getpalette()[: 3 * rest], dtype=np.int64).reshape(-1, 3) if rest > 0 else exact[:0]
-    return np.concatenate([exact, found]).astype(np.uint8)
+    palette = np.concatenate([exact, np.array(cut.getpalette()[: 3 * rest], dtype=np.int64).reshape(-1, 3)])
+    every = np.stack([codes // 65536, codes // 256 % 256, codes % 256], axis=1)
+    distance = ((every[:, None, :] - palette[None, :, :]) ** 2).sum(-1).min(1)
+    for _ in range(farthest):
+        far = int(distance.argmax())
+        palette = np.concatenate([palette, every[far : far + 1]])
+        distance = np.minimum(distance, ((every - every[far]) ** 2).sum(-1))
+    return palette.astype(np.uint8)
 
 
 def _indices(frame, palette):
