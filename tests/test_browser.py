@@ -10,6 +10,8 @@ the tests below each check one thing readers complained about (issue 14):
 * every raster figure has at least 1.5 image pixels per CSS pixel (sharp on a 2x display), and alt text
   that is not its file path;
 * no page, printed output or explorable wider than a 390 px phone; printed lines are not cut off;
+* every explorable's text is readable on a phone (>= 9 CSS px at 390 px) and every explorable fills the
+  column on a desktop (>= 95% at 1366 px), sharp at both widths, its text <= 20 CSS px there;
 * the primary and secondary sidebar toggles open their sidebars on a phone (and the primary one hides
   the sidebar on a desktop); one search box on a desktop; no part twice in the sidebar;
 * no broken relative link or anchor; no two pages with the same title; no authoring markers visible.
@@ -142,7 +144,13 @@ SURVEY = r"""() => {
     // the explorable's parts against the column that holds it (its parent) and the viewport
     const parts = [e, ...e.querySelectorAll('img, input, output, label, span, div')].filter(visible);
     const right = Math.max(...parts.map(p => p.getBoundingClientRect().right));
-    return {right, column: e.parentElement.getBoundingClientRect().right, scroll: e.scrollWidth - e.clientWidth}; });
+    // the frame shown (desktop or phone frames; not a delta frame over it) and the text size it records
+    const frame = [...e.querySelectorAll('img')].filter(i => visible(i) && !i.classList.contains('ob-delta'))[0];
+    const view = frame ? frame.closest('[data-text-px]') : null;
+    const text = view ? view.dataset.textPx.split(' ').map(Number) : null;
+    return {right, column: e.parentElement.getBoundingClientRect().right, scroll: e.scrollWidth - e.clientWidth,
+            columnWidth: e.parentElement.getBoundingClientRect().width,
+            css: frame ? frame.getBoundingClientRect().width : 0, natural: frame ? frame.naturalWidth : 0, text}; });
   const searchSel = 'button[class*=search-button], .search-button, form.bd-search, input[type=search]';
   const searches = [...document.querySelectorAll(searchSel)].filter(visible)
     .filter(el => !el.parentElement.closest(searchSel));
@@ -153,6 +161,14 @@ SURVEY = r"""() => {
 }"""
 
 _surveys = {}
+
+# What an explorable shows: the sources of its images that are displayed (a frame, and a delta frame over it)
+SHOWN_FRAME = "e => [...e.querySelectorAll('img')].filter(i => i.getClientRects().length).map(i => i.src).join(' ')"
+# The smallest text an explorable may show on a phone, in CSS px. Body text is 16 px; 9 px is the floor for
+# tick labels and legends (18 device pixels on a 2x phone, the size of a printed figure's 7 pt labels held
+# at reading distance). Explorables aim at 10 px in a 390 px phone's column, so a 360 px phone keeps 9.
+MIN_TEXT_PX = 9
+MAX_TEXT_PX = 20  # the largest text of an explorable on a desktop (body text: 16 px)
 
 
 @pytest.fixture(scope="module")
@@ -190,21 +206,22 @@ def test_widgets_and_explorables(browser, server, name):
 
         for e in range(page.locator(".optbook-explorable").count()):
             explorable = page.locator(".optbook-explorable").nth(e)
-            image = explorable.locator("img")
             sliders = explorable.locator('input[type="range"]')
             assert sliders.count() >= 1
             for s in range(sliders.count()):
                 slider = sliders.nth(s)
                 readout = explorable.locator("output").nth(s)
-                before_src, before_text = image.get_attribute("src"), readout.text_content()
+                before_src, before_text = explorable.evaluate(SHOWN_FRAME), readout.text_content()
                 current, top = int(slider.input_value()), int(slider.get_attribute("max"))
                 target = current + 1 if current < top else current - 1
                 slider.evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", str(target))
-                assert image.get_attribute("src") != before_src, f"{name}: slider {s} of explorable {e} did nothing"
+                assert explorable.evaluate(SHOWN_FRAME) != before_src, (
+                    f"{name}: slider {s} of explorable {e} did nothing"
+                )
                 assert readout.text_content() != before_text, f"{name}: slider {s} does not show its value"
                 assert not re.search(r"#\d+ of \d+", readout.text_content()), f"{name}: readout is not a value"
                 slider.evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", str(current))
-                assert image.get_attribute("src") == before_src
+                assert explorable.evaluate(SHOWN_FRAME) == before_src
         assert not errors, f"{name}: JavaScript exceptions: {errors}"
     finally:
         page.context.close()
@@ -272,6 +289,49 @@ def test_nothing_wider_than_a_phone(survey):
         return out
 
     message = _each(survey, wide)
+    assert message.startswith("0 "), message
+
+
+def test_explorable_text_is_readable_on_a_phone(survey):
+    """At 390 px, the smallest text of every explorable's frame is >= MIN_TEXT_PX CSS px, and the frame has
+    >= 1.5 pixels per CSS pixel. Each frame set records its smallest and largest text, in its own pixels,
+    in data-text-px (measured from the figure's text when it was drawn)."""
+
+    def small(name, m):
+        out = []
+        for k, e in enumerate(m["phone"]["explorables"]):
+            if not e["text"]:
+                out.append(f"explorable {k} records no text size (data-text-px)")
+                continue
+            text = e["text"][0] * e["css"] / e["natural"]
+            if text < MIN_TEXT_PX:
+                out.append(f"explorable {k}: smallest text {text:.1f} CSS px")
+            if e["natural"] < 1.5 * e["css"]:
+                out.append(f"explorable {k}: {e['natural']} px shown at {e['css']:.0f} CSS px")
+        return out
+
+    message = _each(survey, small)
+    assert message.startswith("0 "), message
+
+
+def test_explorables_fill_the_column_on_a_desktop(survey):
+    """At 1366 px, every explorable's frame is >= 95% of its column wide, with >= 1.5 pixels per CSS pixel,
+    and its largest text is <= MAX_TEXT_PX CSS px."""
+
+    def narrow(name, m):
+        out = []
+        for k, e in enumerate(m["desktop"]["explorables"]):
+            if e["css"] < 0.95 * e["columnWidth"]:
+                out.append(f"explorable {k} is {e['css']:.0f} CSS px wide in a {e['columnWidth']:.0f} px column")
+            if e["natural"] < 1.5 * e["css"]:
+                out.append(f"explorable {k}: {e['natural']} px shown at {e['css']:.0f} CSS px")
+            if not e["text"]:
+                out.append(f"explorable {k} records no text size (data-text-px)")
+            elif e["text"][1] * e["css"] / e["natural"] > MAX_TEXT_PX:
+                out.append(f"explorable {k}: largest text {e['text'][1] * e['css'] / e['natural']:.1f} CSS px")
+        return out
+
+    message = _each(survey, narrow)
     assert message.startswith("0 "), message
 
 
