@@ -264,3 +264,28 @@ def test_bad_arguments_name_themselves(kwargs, word):
 def test_controls_need_two_values():
     with pytest.raises(ValueError, match="at least two values"):
         ex.explore(draw, {"a": [1], "b": [3, 4]})
+
+
+def test_a_draw_functions_own_tight_layout_is_skipped_and_restored():
+    """explore lays every frame out at each size itself; the draw function's own tight_layout is skipped while
+    it runs (it would be thrown away), and matplotlib's is back afterwards, also after a draw that raised."""
+    from matplotlib.figure import Figure
+
+    original, inside = Figure.tight_layout, []
+
+    def draw(a):
+        fig, ax = plt.subplots(figsize=(4, 3))
+        ax.plot([0, 1], [0, a])
+        inside.append(Figure.tight_layout is original)
+        fig.tight_layout()
+        return fig
+
+    ex.explore(draw, {"a": [1, 2]})
+    assert inside == [False, False] and Figure.tight_layout is original
+
+    def broken(a):
+        raise RuntimeError("a draw function that fails")
+
+    with pytest.raises(RuntimeError):
+        ex.explore(broken, {"a": [1, 2]})
+    assert Figure.tight_layout is original

@@ -38,6 +38,7 @@ over, fewer colours and then fewer pixels (down to ``MIN_SCALE``) are tried befo
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import html
 import io
@@ -53,6 +54,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import Collection
 from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
 from matplotlib.gridspec import GridSpec
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.lines import Line2D
@@ -135,6 +137,19 @@ def _fit_text(fig, text_scale: float) -> None:
         ax.tick_params(axis=name, which=which, labelsize=_clamp_pt(size * text_scale))
     for text, size in originals:
         text.set_fontsize(_clamp_pt(size * text_scale))
+
+
+@contextlib.contextmanager
+def _first_layout_skipped():
+    """While ``draw`` runs, ``fig.tight_layout()`` (and ``plt.tight_layout()``) do nothing: every frame is laid
+    out again at each of its sizes (``_layout``), so the layout a draw function asks for at its own size would
+    be thrown away, and it took a fifth of an explorable's drawing time."""
+    tight_layout = Figure.tight_layout
+    Figure.tight_layout = lambda self, *args, **kwargs: None
+    try:
+        yield
+    finally:
+        Figure.tight_layout = tight_layout
 
 
 def _layout(fig) -> None:
@@ -541,7 +556,8 @@ def explore(
         ]
         pixels, text, keep, size_in = [[], []], [[], []], set(), None
         for _, values in combos:
-            fig = draw(**values)
+            with _first_layout_skipped():
+                fig = draw(**values)
             if fig is None or not hasattr(fig, "savefig"):
                 raise TypeError("draw(**values) must return a matplotlib Figure")
             plt.close(fig)  # (drawn here, on a canvas of its own, not shown by pyplot)
