@@ -136,7 +136,8 @@ SURVEY = r"""() => {
   const allText = article.innerText;
   const images = [...article.querySelectorAll('img')].filter(visible).filter(i => !/\.svg|image\/svg/.test(i.src))
     .map(i => ({src: i.src.slice(0, 80), alt: i.getAttribute('alt') || '', natural: i.naturalWidth,
-                css: i.getBoundingClientRect().width}));
+                css: i.getBoundingClientRect().width, naturalHeight: i.naturalHeight,
+                cssHeight: i.getBoundingClientRect().height}));
   const outputs = [...article.querySelectorAll('div.cell_output pre, div.output pre')].filter(visible)
     .filter(o => o.scrollWidth > o.clientWidth + 1).map(o => o.innerText.slice(0, 60));
   const W = window.innerWidth;
@@ -262,6 +263,25 @@ def test_figures_are_sharp_on_a_2x_display(survey):
         ]
 
     message = _each(survey, blurry)
+    assert message.startswith("0 "), message
+
+
+def test_figures_keep_their_shape(survey):
+    """A figure narrower than its width attribute keeps its aspect ratio (myst-nb writes the width and height
+    inline: a column narrower than the width squeezed wide figures sideways, on a desktop and on a phone)."""
+
+    def squeezed(name, m):
+        return [
+            f"{i['natural']}x{i['naturalHeight']} px shown at {i['css']:.0f}x{i['cssHeight']:.0f} CSS px ({i['src']})"
+            for view in ("desktop", "phone")
+            for i in m[view]["images"]
+            if i["css"] > 48
+            and i["cssHeight"] > 0
+            and i["naturalHeight"] > 0
+            and abs((i["css"] / i["cssHeight"]) / (i["natural"] / i["naturalHeight"]) - 1) > 0.03
+        ]
+
+    message = _each(survey, squeezed)
     assert message.startswith("0 "), message
 
 
